@@ -1,0 +1,44 @@
+# cyrange — top-level build.  `make help` lists the targets.
+#
+# Layout: orchestrator/ (the cyrange binary), agents/ (in-range agent and
+# guest images), scoring/ (pure scoring logic), tests/ (unit, golden,
+# integration, e2e), scenarios/ (shipped scenarios, format docs, schema).
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libvirt libuv jansson libpcap sqlite3
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+OPT     ?= -O2 -g
+CFLAGS  += $(CSTD) $(WARN) $(OPT) $(shell pkg-config --cflags $(PKGS)) \
+           -Iorchestrator -Iagents -Iscoring
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+
+.PHONY: all deps check unit golden integration asan valgrind lint fuzz bench \
+        images demo clean help
+
+all: $(BUILD)/cyrange
+
+help:
+	@echo "make            build build/cyrange (and the agent)"
+	@echo "make deps       install Debian packages, start libvirtd (root, idempotent)"
+	@echo "make check      all tests: unit, golden, integration on real guests"
+	@echo "make asan       unit + golden tests under ASan/UBSan"
+	@echo "make valgrind   unit + golden tests under valgrind"
+	@echo "make lint       cppcheck + clang-format check"
+	@echo "make fuzz       libFuzzer on the scenario parser (bounded time)"
+	@echo "make bench      benchmarks with figures and ratios"
+	@echo "make images     guest images (kernel + role initramfs)"
+	@echo "make demo       the main job: a real multi-team exercise"
+	@echo "make clean      remove build/"
+
+deps:
+	./scripts/deps.sh
+
+include orchestrator/orchestrator.mk
+include agents/agent.mk
+include agents/images/images.mk
+include tests/tests.mk
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,16 @@
+# orchestrator/ — the cyrange binary.  CORE_SRCS is everything but main(),
+# so unit tests and fuzzers link the same code.
+
+CORE_SRCS := orchestrator/diag.c orchestrator/jpos.c orchestrator/units.c \
+             orchestrator/addr.c orchestrator/scenario.c orchestrator/plan.c \
+             agents/action_table.c
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(CORE_OBJS:.o=.d) $(BUILD)/obj/orchestrator/main.d
+
+$(BUILD)/cyrange: $(BUILD)/obj/orchestrator/main.o $(CORE_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
