@@ -425,9 +425,10 @@ static int duration_value(const json_t *v, int64_t *ms)
 {
     if (json_is_integer(v)) {
         json_int_t s = json_integer_value(v);
-        if (s < 0 || s > 30LL * 86400)
+        if (s < 0)
             return -1;
-        *ms = (int64_t)s * 1000;
+        /* Larger than any bound: let the caller's range check report it. */
+        *ms = (int64_t)(s > 30LL * 86400 ? 30LL * 86400 + 1 : s) * 1000;
         return 0;
     }
     if (json_is_string(v))
@@ -581,7 +582,7 @@ static void load_meta(loader *L, const json_t *root)
     s->team_count = 2;
     s->team_name = xstrdup(c, "Team {n}");
     json_t *teams = json_object_get(root, "teams");
-    if (teams != NULL) {
+    if (json_is_object(teams)) { /* other types: reported by check_fields */
         static const fspec spec[] = {
             { "count", F_INT, 0 }, { "name", F_STR, 0 }, { NULL, 0, 0 }
         };
@@ -715,9 +716,11 @@ static void load_nics(loader *L, scn_host *h, const json_t *arr)
             if (nic->segment < 0)
                 err_unknown_ref(c, "segment", "segment", seg, L->seg_ix);
             for (size_t j = 0; j < i && nic->segment >= 0; j++)
-                if (h->nics[j].segment == nic->segment)
+                if (h->nics[j].segment == nic->segment) {
                     err_member(c, "segment", 0, "host '%s' has two NICs on segment "
                                "'%s'", h->name ? h->name : "?", seg);
+                    break;
+                }
         }
         const char *a = get_str(o, "address");
         int dhcp = get_bool(o, "dhcp", 0);
@@ -775,15 +778,19 @@ static void load_services(loader *L, scn_host *h, const json_t *arr)
         if (check_fields(c, o, "service", spec) == 0) {
             const char *name = get_str(o, "name");
             if (name != NULL && !name_ok(name, 32))
-                err_member(c, "name", 0, "malformed service name '%s'", name);
+                err_member(c, "name", 0, "malformed service name '%s': expected "
+                           "a-z, 0-9 and '-', starting with a letter", name);
             sv->name = xstrdup(c, name);
             sv->proto = xstrdup(c, get_enum(c, o, "proto", protos, "tcp"));
             sv->port = (int)get_int(c, o, "port", 0, 1, 65535);
             for (size_t j = 0; j < i && sv->port; j++)
                 if (h->services[j].port == sv->port && h->services[j].proto &&
-                    sv->proto && strcmp(h->services[j].proto, sv->proto) == 0)
+                    sv->proto && strcmp(h->services[j].proto, sv->proto) == 0) {
                     err_member(c, "port", 0, "%s port %d is already used by service "
-                               "'%s'", sv->proto, sv->port, h->services[j].name);
+                               "'%s'", sv->proto, sv->port,
+                               h->services[j].name ? h->services[j].name : "?");
+                    break;
+                }
         }
         pop(c, saved);
     }
@@ -812,8 +819,10 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
                     err_member(c, "name", 0, "malformed account name '%s': expected "
                                "a-z, 0-9 and '-', starting with a letter", name);
                 for (size_t j = 0; j < i; j++)
-                    if (h->accounts[j].name && strcmp(h->accounts[j].name, name) == 0)
+                    if (h->accounts[j].name && strcmp(h->accounts[j].name, name) == 0) {
                         err_member(c, "name", 0, "duplicate account '%s'", name);
+                        break;
+                    }
             }
             a->name = xstrdup(c, name);
             a->password = xstrdup(c, get_str(o, "password"));
@@ -826,8 +835,11 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
                 if (!json_is_string(gv) || !name_ok(json_string_value(gv), 32)) {
                     size_t s2 = push_key(c, "groups");
                     size_t s3 = push_idx(c, g);
-                    err(c, "expected a group name (a-z, 0-9, '-'), got %s",
-                        json_is_string(gv) ? json_string_value(gv) : json_kind(gv));
+                    if (json_is_string(gv))
+                        err(c, "malformed group name '%s': expected a-z, 0-9 and "
+                            "'-', starting with a letter", json_string_value(gv));
+                    else
+                        err(c, "expected a group name, got %s", json_kind(gv));
                     pop(c, s3);
                     pop(c, s2);
                     continue;
@@ -863,8 +875,10 @@ static void load_files(loader *L, scn_host *h, const json_t *arr)
                     err_member(c, "path", 0, "file path '%s' must be absolute and "
                                "must not contain '..'", path);
                 for (size_t j = 0; j < i; j++)
-                    if (h->files[j].path && strcmp(h->files[j].path, path) == 0)
+                    if (h->files[j].path && strcmp(h->files[j].path, path) == 0) {
                         err_member(c, "path", 0, "file '%s' is placed twice", path);
+                        break;
+                    }
             }
             f->path = xstrdup(c, path);
             f->content = xstrdup(c, get_str(o, "content"));
@@ -916,16 +930,16 @@ static void load_image(loader *L, scn_host *h, const json_t *img)
                                        list_len(scenario_role_images));
             join_list(scenario_role_images, all, sizeof(all));
             if (near)
-                err(c, "unknown role image '%s' (did you mean '%s'?); expected %s "
+                err(c, "unknown role image '%s' (did you mean '%s'?); expected %s, "
                     "or {\"disk\": \"file.qcow2\"}", name, near, all);
             else
-                err(c, "unknown role image '%s'; expected %s or "
+                err(c, "unknown role image '%s'; expected %s, or "
                     "{\"disk\": \"file.qcow2\"}", name, all);
         } else {
             h->image_kind = SCN_IMAGE_ROLE;
             h->image = xstrdup(c, name);
         }
-    } else {
+    } else if (json_is_object(img)) { /* other types: see check_fields */
         static const fspec spec[] = {
             { "disk", F_STR, 1 }, { NULL, 0, 0 }
         };
@@ -1003,11 +1017,12 @@ static void load_hosts(loader *L, const json_t *arr)
         json_t *mem = json_object_get(o, "memory");
         if (mem != NULL && type_ok(F_SIZE, mem)) {
             int64_t mib = -1;
+            int malformed = 0;
             if (json_is_integer(mem))
                 mib = json_integer_value(mem);
             else if (units_size_parse_mib(json_string_value(mem), &mib) < 0)
-                mib = -2;
-            if (mib == -2)
+                malformed = 1;
+            if (malformed)
                 err_member(c, "memory", 0, "malformed memory size '%s': expected e.g. "
                            "\"128M\" or \"1G\"", json_string_value(mem));
             else if (mib < 64 || mib > 16384)
@@ -1051,8 +1066,8 @@ static void load_hosts(loader *L, const json_t *arr)
                         on_lan = 1;
                 }
                 if (!on_lan)
-                    err_member(c, "gateway", 0, "gateway %s is on none of host '%s' "
-                               "segments", gw, h->name ? h->name : "?");
+                    err_member(c, "gateway", 0, "gateway %s is on none of the segments "
+                               "of host '%s'", gw, h->name ? h->name : "?");
                 else
                     h->gateway = g;
             }
@@ -1105,11 +1120,12 @@ static void check_addresses(loader *L, const json_t *root)
         scn_segment *g = &s->segments[i];
         json_t *o = json_array_get(segs, i);
         json_t *d = json_object_get(o, "dhcp");
-        if (d == NULL || g->prefix < 0)
-            continue;
+        if (!json_is_object(d) || g->prefix < 0)
+            continue; /* a non-object was reported with the segment */
         static const fspec spec[] = {
             { "server", F_STR, 1 }, { "range", F_ARR, 1 }, { NULL, 0, 0 }
         };
+        const char *gname = g->name ? g->name : "?"; /* reported if absent */
         size_t s1 = push_idx(c, i);
         size_t s2 = push_key(c, "dhcp");
         if (check_fields(c, d, "dhcp", spec) == 0) {
@@ -1126,7 +1142,7 @@ static void check_addresses(loader *L, const json_t *root)
                             has_static = 1;
                     if (!has_static)
                         err_member(c, "server", 0, "DHCP server '%s' needs a NIC with "
-                                   "a static address on segment '%s'", srv, g->name);
+                                   "a static address on segment '%s'", srv, gname);
                     else
                         g->dhcp_host = hi;
                 }
@@ -1134,17 +1150,24 @@ static void check_addresses(loader *L, const json_t *root)
             json_t *r = json_object_get(d, "range");
             if (json_is_array(r)) {
                 uint32_t a[2] = { 0, 0 };
+                uint32_t m = addr_mask(g->prefix);
                 int ok = json_array_size(r) == 2;
                 if (!ok)
                     err_member(c, "range", 0, "DHCP range must be [first, last]");
-                for (size_t k = 0; ok && k < 2; k++) {
+                /* Both ends are checked, so that both get reported. */
+                for (size_t k = 0; json_array_size(r) == 2 && k < 2; k++) {
                     const char *as = json_string_value(json_array_get(r, k));
                     size_t s3 = push_key(c, "range"), s4 = push_idx(c, k);
                     if (as == NULL || addr_parse(as, &a[k]) < 0) {
                         err(c, "expected an IPv4 address in the DHCP range");
                         ok = 0;
                     } else if (!addr_in(a[k], g->net, g->prefix)) {
-                        err(c, "DHCP address %s is outside segment '%s'", as, g->name);
+                        err(c, "DHCP address %s is outside segment '%s'", as, gname);
+                        ok = 0;
+                    } else if ((a[k] & ~m) == 0 || (a[k] & ~m) == ~m) {
+                        /* A pool must not hand out these two. */
+                        err(c, "DHCP address %s is the network or broadcast address "
+                            "of segment '%s'", as, gname);
                         ok = 0;
                     }
                     pop(c, s4);
@@ -1165,7 +1188,7 @@ static void check_addresses(loader *L, const json_t *root)
                                 err_member(c, "range", 0, "DHCP range includes %s, the "
                                            "static address of host '%s'",
                                            addr_format(nic->addr, ab, sizeof(ab)),
-                                           s->hosts[hh].name);
+                                           s->hosts[hh].name ? s->hosts[hh].name : "?");
                         }
                 }
             }
@@ -1289,10 +1312,8 @@ static void check_params(vctx *c, const action_type *t, const json_t *params)
     const char *names[32];
     size_t n = 0;
 
-    if (params != NULL && !json_is_object(params)) {
-        err(c, "expected 'params' to be an object, got %s", json_kind(params));
-        return;
-    }
+    if (params != NULL && !json_is_object(params))
+        return; /* already reported by check_fields of the step or cleanup */
     for (const action_param *p = t->params; p->name && n < 31; p++)
         names[n++] = p->name;
     names[n] = NULL;
@@ -1768,12 +1789,12 @@ static void load_scoring(loader *L, const json_t *o)
     sc->fp_penalty = 5;
     sc->fp_cap = 20;
     sc->c2_quiet_ms = 5 * 60000;
-    if (o == NULL)
-        return;
+    if (!json_is_object(o))
+        return; /* absent, or of another type: reported by check_fields */
     size_t base = push_key(c, "scoring");
     if (check_fields(c, o, "scoring", spec) == 0) {
         json_t *w = json_object_get(o, "weights");
-        if (w) {
+        if (json_is_object(w)) {
             static const fspec wspec[] = {
                 { "detection", F_NUM, 0 }, { "availability", F_NUM, 0 },
                 { "reports", F_NUM, 0 }, { "injects", F_NUM, 0 }, { NULL, 0, 0 }
@@ -1792,7 +1813,7 @@ static void load_scoring(loader *L, const json_t *o)
             pop(c, s1);
         }
         json_t *d = json_object_get(o, "detection");
-        if (d) {
+        if (json_is_object(d)) {
             static const fspec dspec[] = {
                 { "window", F_DUR, 0 }, { "full_credit", F_DUR, 0 },
                 { "decay", F_STR, 0 }, { "floor", F_NUM, 0 }, { NULL, 0, 0 }
@@ -1815,7 +1836,7 @@ static void load_scoring(loader *L, const json_t *o)
             pop(c, s1);
         }
         json_t *f = json_object_get(o, "false_positives");
-        if (f) {
+        if (json_is_object(f)) {
             static const fspec fspec_[] = {
                 { "penalty", F_NUM, 0 }, { "cap", F_NUM, 0 }, { NULL, 0, 0 }
             };
@@ -1827,7 +1848,7 @@ static void load_scoring(loader *L, const json_t *o)
             pop(c, s1);
         }
         json_t *ct = json_object_get(o, "containment");
-        if (ct) {
+        if (json_is_object(ct)) {
             static const fspec cspec[] = { { "c2_quiet", F_DUR, 0 }, { NULL, 0, 0 } };
             size_t s1 = push_key(c, "containment");
             if (check_fields(c, ct, "containment", cspec) == 0)
@@ -1855,7 +1876,7 @@ static void load_report(loader *L, const json_t *o)
         { "criterion", F_STR, 1 }, { "points", F_INT, 1 }, { NULL, 0, 0 }
     };
 
-    if (o == NULL) {
+    if (!json_is_object(o)) { /* another type was reported by check_fields */
         size_t n = list_len(required_sections);
         s->sections = xcalloc(c, n, sizeof(*s->sections));
         if (s->sections == NULL)
@@ -1884,8 +1905,10 @@ static void load_report(loader *L, const json_t *o)
                 if (id && !step_id_ok(id))
                     err_member(c, "id", 0, "malformed section id '%s'", id);
                 for (size_t j = 0; id && j < i; j++)
-                    if (s->sections[j].id && strcmp(s->sections[j].id, id) == 0)
+                    if (s->sections[j].id && strcmp(s->sections[j].id, id) == 0) {
                         err_member(c, "id", 0, "duplicate report section '%s'", id);
+                        break;
+                    }
                 sec->id = xstrdup(c, id);
                 sec->title = xstrdup(c, get_str(so, "title"));
                 sec->prompt = xstrdup(c, get_str(so, "prompt"));
@@ -1909,7 +1932,8 @@ static void load_report(loader *L, const json_t *o)
             pop(c, s2);
         }
         pop(c, s1);
-        for (const char *const *r = required_sections; *r; r++) {
+        /* Without a sections array, check_fields has said so already. */
+        for (const char *const *r = required_sections; json_is_array(arr) && *r; r++) {
             int found = 0;
             for (size_t i = 0; i < s->n_sections; i++)
                 if (s->sections[i].id && strcmp(s->sections[i].id, *r) == 0)
@@ -1935,6 +1959,68 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
+static size_t count_codepoints(const char *p, size_t n)
+{
+    size_t cps = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)p[i] & 0xC0) != 0x80)
+            cps++;
+    return cps;
+}
+
+/* jansson puts a syntax error on the last character it read: the end of the
+ * offending token, or the character before a byte it could not decode.
+ * People look for the start of the token, as for every other diagnostic, so
+ * move the column there when the token can be found in the text. */
+static int json_error_column(const char *text, size_t len, const json_error_t *e)
+{
+    int col = e->column > 0 ? e->column : 1;
+    size_t pos = e->position > 0 ? (size_t)e->position : 0;
+    const char *near = strstr(e->text, " near '");
+
+    if (pos > len)
+        return col;
+    if (json_error_code(e) == json_error_duplicate_key) {
+        /* The key just read ends at pos - 1: walk back to its opening
+         * quote (an unescaped '"': keys hold no raw newlines). */
+        size_t i;
+        if (pos < 2 || text[pos - 1] != '"')
+            return col;
+        for (i = pos - 1; i > 0; i--) {
+            size_t bs = 0;
+            if (text[i - 1] != '"')
+                continue;
+            while (bs < i - 1 && text[i - 2 - bs] == '\\')
+                bs++;
+            if (bs % 2 == 0)
+                break;
+        }
+        if (i == 0)
+            return col;
+        size_t cps = count_codepoints(text + i - 1, pos - i);
+        return (size_t)col > cps ? col - (int)cps : 1;
+    }
+    if (strncmp(e->text, "unable to decode byte", 21) == 0 ||
+        strncmp(e->text, "control character", 17) == 0)
+        return (e->column > 0 ? e->column : 0) + 1;
+    if (near != NULL && (strncmp(e->text, "invalid token", 13) == 0 ||
+                         strncmp(e->text, "unexpected token", 16) == 0 ||
+                         strstr(e->text, " expected near '") != NULL)) {
+        const char *tok = near + 7;
+        size_t tl = strlen(tok);
+        if (tl < 2 || tok[tl - 1] != '\'')
+            return col;
+        tl--;
+        if (tl > pos || memcmp(text + pos - tl, tok, tl) != 0 ||
+            memchr(tok, '\n', tl) != NULL)
+            return col;
+        size_t cps = count_codepoints(tok, tl);
+        if (cps > 0 && (size_t)col >= cps)
+            col -= (int)(cps - 1);
+    }
+    return col;
+}
+
 scenario *scenario_load_buffer(const char *name, const char *text, size_t len,
                                diag_list *diags)
 {
@@ -1947,14 +2033,30 @@ scenario *scenario_load_buffer(const char *name, const char *text, size_t len,
     memset(&L, 0, sizeof(L));
     L.c.file = name;
     L.c.diags = diags;
+    /* RFC 8259 lets parsers ignore a byte order mark; Windows editors write
+     * one.  jansson does not, so skip it here (jpos skips it too). */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         diag_add(diags, name, jerr.line > 0 ? jerr.line : 1,
-                 jerr.column > 0 ? jerr.column : 1, "invalid JSON: %s", jerr.text);
+                 json_error_column(text, len, &jerr), "invalid JSON: %s", jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {
-        diag_add(diags, name, 1, 1, "a scenario is a JSON object, got %s",
+        /* Point at the value itself, past leading white space. */
+        int line = 1, col = 1;
+        for (size_t i = 0; i < len && strchr(" \t\r\n", text[i]) && text[i]; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        diag_add(diags, name, line, col, "a scenario is a JSON object, got %s",
                  json_kind(root));
         json_decref(root);
         return NULL;

@@ -9,7 +9,7 @@
 int units_duration_parse(const char *s, int64_t *ms)
 {
     int64_t total = 0;
-    int last_rank = 5; /* units must come in decreasing order: h m s ms */
+    int last_rank = 6; /* units must come in decreasing order: d h m s ms */
 
     if (s == NULL || *s == '\0')
         return -1;
@@ -37,9 +37,6 @@ int units_duration_parse(const char *s, int64_t *ms)
             mult = 1000; rank = 2; s++;
         } else if (*s == 'd') {
             mult = 86400000; rank = 5; s++;
-            if (last_rank < 5)
-                return -1;
-            last_rank = 6;
         } else {
             return -1;
         }
