@@ -450,7 +450,7 @@ static int cmd_up(int argc, char **argv)
     {
         char *sp = NULL;
         int tt;
-        if (range_state_load(o.state_dir, p->exercise, &sp, &tt, NULL, NULL) == 0) {
+        if (range_state_load(o.state_dir, p->exercise, &sp, NULL, &tt, NULL, NULL) == 0) {
             fprintf(stderr, "cyrange up: exercise '%s' is already up (%d teams); "
                     "`cyrange down %s` first, or use --name\n", p->exercise, tt,
                     p->exercise);
@@ -513,7 +513,8 @@ cleanup:
 
 static int status_one(const char *exercise, int json, json_t *jall)
 {
-    char *spath = NULL, *uri = NULL, *dtype = NULL;
+    char *spath = NULL, *origin = NULL, *uri = NULL, *dtype = NULL, *text = NULL;
+    size_t tlen = 0;
     int teams = 0, rc = EXIT_INVALID;
     diag_list d;
     scenario *s = NULL;
@@ -524,11 +525,16 @@ static int status_one(const char *exercise, int json, json_t *jall)
     range_opts o = { 0 };
 
     diag_init(&d);
-    if (range_state_load(state_dir(), exercise, &spath, &teams, &uri, &dtype) < 0) {
+    if (range_state_load(state_dir(), exercise, &spath, &origin, &teams, &uri,
+                         &dtype) < 0) {
         fprintf(stderr, "cyrange status: no exercise '%s' is up\n", exercise);
         goto cleanup;
     }
-    s = scenario_load(spath, &d);
+    /* The copy taken at `up`, named after the original so that relative
+     * disk image paths resolve as they did then. */
+    text = read_text(spath, &tlen);
+    s = text ? scenario_load_buffer(origin && *origin ? origin : spath, text, tlen, &d)
+             : scenario_load(spath, &d);
     if (s == NULL) {
         diag_print(&d, stderr);
         goto cleanup;
@@ -581,6 +587,8 @@ cleanup:
     scenario_free(s);
     diag_clear(&d);
     free(spath);
+    free(origin);
+    free(text);
     free(uri);
     free(dtype);
     return rc;

@@ -460,15 +460,20 @@ int range_state_save(const plan *p, const range_opts *o, const char *text,
     f = NULL;
     free(path);
     path = NULL;
-    j = json_pack("{s:s, s:s, s:i, s:s, s:s}", "exercise", p->exercise,
-                  "scenario_id", p->scn->id, "teams", p->n_teams,
+    char *origin = realpath(p->scn->file, NULL);
+    j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "exercise", p->exercise,
+                  "scenario_id", p->scn->id,
+                  "scenario_origin", origin ? origin : p->scn->file,
+                  "teams", p->n_teams,
                   "uri", o->uri ? o->uri : "qemu:///system",
                   "domain_type", o->domain_type ? o->domain_type : "qemu");
     if (j == NULL || asprintf(&path, "%s/range.json", dir) < 0 ||
         json_dump_file(j, path, JSON_INDENT(2)) < 0) {
         snprintf(err, errlen, "cannot write the range state in %s", dir);
+        free(origin);
         goto cleanup;
     }
+    free(origin);
     rc = 0;
 cleanup:
     if (f)
@@ -480,7 +485,7 @@ cleanup:
 }
 
 int range_state_load(const char *state_dir, const char *exercise,
-                     char **scenario_path, int *teams, char **uri,
+                     char **scenario_path, char **origin, int *teams, char **uri,
                      char **domain_type)
 {
     char *dir = range_exercise_dir(state_dir, exercise);
@@ -493,6 +498,8 @@ int range_state_load(const char *state_dir, const char *exercise,
     if (j == NULL)
         goto cleanup;
     *teams = (int)json_integer_value(json_object_get(j, "teams"));
+    if (origin)
+        *origin = strdup(json_string_value(json_object_get(j, "scenario_origin")) ?: "");
     if (uri)
         *uri = strdup(json_string_value(json_object_get(j, "uri")) ?: "qemu:///system");
     if (domain_type)
@@ -574,6 +581,22 @@ static int owned_name(const char *name, const char *exercise)
            name[n + 3] <= '9' && name[n + 4] == '-';
 }
 
+typedef struct dom_job {
+    virt_conn *vc;
+    const char *name;
+    int rc;
+    virt_err err;
+    pthread_t th;
+    int started;
+} dom_job;
+
+static void *dom_remove_thread(void *arg)
+{
+    dom_job *j = arg;
+    j->rc = virt_domain_remove(j->vc, j->name, &j->err);
+    return NULL;
+}
+
 int range_down(const char *uri, const char *state_dir, const char *exercise,
                char *err, size_t errlen)
 {
@@ -588,22 +611,40 @@ int range_down(const char *uri, const char *state_dir, const char *exercise,
         snprintf(err, errlen, "%s", ve.msg);
         return -1;
     }
-    /* Domains: by metadata, and by name in case the metadata is gone. */
+    /* Domains: by metadata, and by name in case the metadata is gone.
+     * Stopping a TCG guest takes 1-2 s, so they are removed in parallel. */
     doms = virt_domain_list(vc, exercise, &ve);
     all = virt_domain_list(vc, NULL, &ve);
-    for (char **d = doms; d && *d; d++) {
-        int rc = virt_domain_remove(vc, *d, &ve);
-        if (rc < 0 && !failed++)
-            snprintf(err, errlen, "%s", ve.msg);
-        removed += rc > 0;
-    }
-    for (char **d = all; d && *d; d++) {
-        if (!owned_name(*d, exercise))
-            continue;
-        int rc = virt_domain_remove(vc, *d, &ve);
-        if (rc < 0 && !failed++)
-            snprintf(err, errlen, "%s", ve.msg);
-        removed += rc > 0;
+    {
+        size_t n = 0;
+        for (char **d = doms; d && *d; d++)
+            n++;
+        for (char **d = all; d && *d; d++)
+            n += owned_name(*d, exercise);
+        dom_job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+        size_t k = 0;
+        for (char **d = doms; jobs && d && *d; d++)
+            jobs[k++] = (dom_job){ vc, *d, 0, { 0, "" }, 0, 0 };
+        for (char **d = all; jobs && d && *d; d++) {
+            int dup = 0;
+            for (size_t j = 0; j < k; j++)
+                dup |= strcmp(jobs[j].name, *d) == 0;
+            if (owned_name(*d, exercise) && !dup)
+                jobs[k++] = (dom_job){ vc, *d, 0, { 0, "" }, 0, 0 };
+        }
+        for (size_t j = 0; jobs && j < k; j++)
+            jobs[j].started = pthread_create(&jobs[j].th, NULL, dom_remove_thread,
+                                             &jobs[j]) == 0;
+        for (size_t j = 0; jobs && j < k; j++) {
+            if (jobs[j].started)
+                pthread_join(jobs[j].th, NULL);
+            else
+                dom_remove_thread(&jobs[j]);
+            if (jobs[j].rc < 0 && !failed++)
+                snprintf(err, errlen, "%s", jobs[j].err.msg);
+            removed += jobs[j].rc > 0;
+        }
+        free(jobs);
     }
     if (asprintf(&prefix, "%s-t", exercise) < 0)
         prefix = NULL;

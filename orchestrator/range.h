@@ -97,11 +97,13 @@ char *range_exercise_dir(const char *state_dir, const char *exercise);
  * commands find the range.  0 or -1 with `err`. */
 int range_state_save(const plan *p, const range_opts *o, const char *scenario_text,
                      size_t len, char *err, size_t errlen);
-/* Reads back what range_state_save stored: the scenario file path to load
- * (malloc'd) and the team count / options.  0, or -1 when the exercise has
- * no state (not up). */
+/* Reads back what range_state_save stored: the path of the scenario copy
+ * to load and the original file's path (its name for diagnostics and for
+ * relative disk image paths), both malloc'd, and the team count and
+ * options.  Pointers may be NULL.  0, or -1 when the exercise has no state
+ * (not up). */
 int range_state_load(const char *state_dir, const char *exercise,
-                     char **scenario_path, int *teams, char **uri,
+                     char **scenario_path, char **origin, int *teams, char **uri,
                      char **domain_type);
 /* Names of exercises with state under `state_dir` (NULL-terminated). */
 char **range_state_list(const char *state_dir);
