@@ -18,7 +18,7 @@ CFLAGS  += $(CSTD) $(WARN) $(OPT) $(shell pkg-config --cflags $(PKGS)) \
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
 
 .PHONY: all deps check unit golden integration asan valgrind lint fuzz bench \
-        images demo clean help
+        bench-range images demo clean help test
 
 all: $(BUILD)/cyrange
 
@@ -45,3 +45,23 @@ include tests/tests.mk
 
 clean:
 	rm -rf $(BUILD)
+
+# Benchmarks print their figures beside a reference run of the same
+# invocation; they are never timed tests.
+bench: bench-validate bench-range
+
+bench-range: all images
+	./bench/range-bench.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ \
+	    -Iorchestrator -Iagents orchestrator agents
+	for f in scripts/*.sh tests/run-tests.sh tests/integration/*.sh \
+	         bench/*.sh .ci/run; do sh -n "$$f" || exit 1; done
+	@echo "lint: OK"
+
+# The main job: a real multi-team exercise (see README.md).
+demo: deps
+	$(MAKE) --no-print-directory all images
+	./scripts/demo.sh

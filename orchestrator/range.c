@@ -268,10 +268,20 @@ json_t *range_agent_config(const plan *p, int t, int hi)
 
     if (!m || !jif || !env || !files || !accounts || !jdns)
         goto oom;
-    /* The range's DNS server: the first host offering a "dns" service. */
-    for (size_t i = 0; i < s->n_hosts && !dns; i++)
-        if (find_service(&s->hosts[i], "dns"))
-            dns = host_addr(s, (int)i, -1);
+    /* The organisation's DNS server: the first host offering "dns" that is
+     * not on the simulated internet (the attacker may run a rogue one
+     * there); any "dns" host when there is no other. */
+    for (int pass = 0; pass < 2 && !dns; pass++)
+        for (size_t i = 0; i < s->n_hosts && !dns; i++) {
+            const scn_host *d = &s->hosts[i];
+            int external = 0;
+            if (!find_service(d, "dns"))
+                continue;
+            for (size_t k = 0; k < d->n_nics; k++)
+                external |= strcmp(s->segments[d->nics[k].segment].role, "internet") == 0;
+            if (pass == 1 || !external)
+                dns = host_addr(s, (int)i, -1);
+        }
     /* A host with a single static NIC and no explicit gateway uses the
      * segment's router (a host offering DHCP or "proxy" on it), if any. */
     for (size_t k = 0; k < h->n_nics; k++) {
@@ -294,6 +304,8 @@ json_t *range_agent_config(const plan *p, int t, int hi)
         env_set(env, key, "%s", cidr);
         snprintf(key, sizeof(key), "CYR_IF_%s_SEGMENT", ph->nics[k].ifname);
         env_set(env, key, "%s", s->segments[n->segment].name);
+        snprintf(key, sizeof(key), "CYR_IF_%s_ROLE", ph->nics[k].ifname);
+        env_set(env, key, "%s", s->segments[n->segment].role);
         /* DHCP service for the segments this host serves. */
         const scn_segment *g = &s->segments[n->segment];
         if (g->dhcp_host == hi) {
