@@ -46,7 +46,7 @@ typedef struct wmsg {
     char *text;
 } wmsg;
 
-enum { WM_INFO, WM_STARTED, WM_FAIL };
+enum { WM_INFO, WM_STARTED, WM_FAIL, WM_DOMEVENT };
 
 struct range {
     uv_loop_t *loop;
@@ -77,6 +77,7 @@ struct range {
     void *closed_opaque;
     int closing;
     int links_open;
+    virt_conn *events;          /* libvirt connection delivering events */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -972,6 +973,31 @@ static void harden_bridge(const char *br)
         run_quiet(fadd);
 }
 
+/* libvirt's event thread: find the guest and hand the event to the loop. */
+static void dom_event(void *opaque, const char *domain, virt_event ev)
+{
+    range *r = opaque;
+    for (size_t i = 0; i < r->n_guests; i++)
+        if (strcmp(r->guests[i].domain, domain) == 0) {
+            post(r, WM_DOMEVENT, (int)i, "%d", (int)ev);
+            return;
+        }
+}
+
+/* Opens the event connection (worker thread).  Events are advisory: a
+ * failure here is reported but does not stop the range. */
+static void open_events(range *r)
+{
+    virt_err ve = { 0, "" };
+    if (virt_events_init(&ve) < 0) {
+        post(r, WM_INFO, -1, "no libvirt events: %s", ve.msg);
+        return;
+    }
+    r->events = virt_open(r->opts.uri, &ve);
+    if (r->events == NULL || virt_events_start(r->events, dom_event, r, &ve) < 0)
+        post(r, WM_INFO, -1, "no libvirt events: %s", ve.msg);
+}
+
 static void up_work(uv_work_t *w)
 {
     range *r = w->data;
@@ -983,6 +1009,7 @@ static void up_work(uv_work_t *w)
     char **existing = NULL;
     int need_pool = 0;
 
+    open_events(r);
     vc = virt_open(r->opts.uri, &ve);
     if (vc == NULL) {
         post(r, WM_FAIL, -1, "%s", ve.msg);
@@ -1250,6 +1277,28 @@ static void close_links(range *r)
     }
 }
 
+/* A domain stopped or crashed: the guest is shown as such; during `up` it
+ * is a failure (the range is rolled back). */
+static void domain_event(range *r, range_guest *g, int ev)
+{
+    int gi = (int)(g - r->guests);
+    if (ev == VIRT_EV_CRASHED || ev == VIRT_EV_STOPPED) {
+        if (g->state == RANGE_G_PENDING || r->rolling_back || r->closing)
+            return;
+        g->state = ev == VIRT_EV_CRASHED ? RANGE_G_CRASHED : RANGE_G_STOPPED;
+        emit(r, RANGE_EV_GUEST, gi, "%s %s", g->domain,
+             ev == VIRT_EV_CRASHED ? "crashed" : "stopped");
+        if (!r->attach_mode && !r->finished)
+            fail(r, "%s %s while the range was coming up", g->domain,
+                 ev == VIRT_EV_CRASHED ? "crashed" : "stopped");
+    } else if (ev == VIRT_EV_STARTED &&
+               (g->state == RANGE_G_STOPPED || g->state == RANGE_G_CRASHED)) {
+        g->state = RANGE_G_STARTED;
+        g->t_started = uv_now(r->loop);
+        emit(r, RANGE_EV_GUEST, gi, "%s started again", g->domain);
+    }
+}
+
 static void async_cb(uv_async_t *a)
 {
     range *r = a->data;
@@ -1271,6 +1320,8 @@ static void async_cb(uv_async_t *a)
             emit(r, RANGE_EV_GUEST, m->guest, "%s", text);
             if (!r->failed)
                 start_link(r, g);
+        } else if (m->kind == WM_DOMEVENT && m->guest >= 0) {
+            domain_event(r, &r->guests[m->guest], atoi(text));
         } else if (m->kind == WM_FAIL) {
             if (m->guest >= 0)
                 r->guests[m->guest].state = RANGE_G_FAILED;
@@ -1366,6 +1417,7 @@ static void attach_work(uv_work_t *w)
 {
     range *r = w->data;
     virt_err ve = { 0, "" };
+    open_events(r);
     virt_conn *vc = virt_open(r->opts.uri, &ve);
     if (vc == NULL) {
         post(r, WM_FAIL, -1, "%s", ve.msg);
@@ -1442,6 +1494,7 @@ static void handle_closed(uv_handle_t *h)
 
 static void range_free(range *r)
 {
+    virt_close(r->events);
     for (size_t i = 0; r->guests && i < r->n_guests; i++) {
         free(r->guests[i].domain);
         free(r->guests[i].sock);
@@ -1491,6 +1544,9 @@ void range_close(range *r, void (*closed)(void *opaque), void *opaque)
     r->closing = 1;
     r->closed = all_closed;
     r->closed_opaque = c;
+    /* Stop libvirt's event thread first: it posts to r->async. */
+    virt_close(r->events);
+    r->events = NULL;
     close_links(r);
     if (r->handles_open == 2) {
         uv_close((uv_handle_t *)&r->async, handle_closed);

@@ -120,6 +120,22 @@ cp "$TMP/out" "$TMP/rb.out"
 check "the failure says what failed and that it rolled back" sh -c \
     "grep -q 'refused on purpose' '$TMP/rb.out' && grep -q 'rolled back' '$TMP/rb.out'"
 check "the failed up left nothing behind" no_leftovers "$EXRB"
+# A guest that dies while the range comes up: libvirt's event reaches the
+# orchestrator, which fails and rolls back instead of waiting for a timeout.
+$CYRANGE up "$SCN" --name "$EXRB" --teams 1 --timeout 200 >"$TMP/crash.out" 2>&1 &
+UP_PID=$!
+i=0
+while [ $i -lt 100 ] && ! virsh domstate "$EXRB-t01-web" 2>/dev/null | grep -q running; do
+    sleep 0.2
+    i=$((i + 1))
+done
+virsh destroy "$EXRB-t01-web" >/dev/null 2>&1
+wait "$UP_PID"
+UP_RC=$?
+check "up fails when a guest dies while booting" [ "$UP_RC" -ne 0 ]
+check "the failure names the stopped guest and rolls back" sh -c \
+    "grep -q '$EXRB-t01-web stopped' '$TMP/crash.out' && grep -q 'rolled back' '$TMP/crash.out'"
+check "the interrupted up left nothing behind" no_leftovers "$EXRB"
 check_fails "up with a missing image fails" \
     $CYRANGE up "$SCN" --name "$EXRB" --teams 1 --images /nonexistent
 cp "$TMP/out" "$TMP/img.out"
