@@ -91,7 +91,7 @@ integration) run_integration ;;
 all)
     run_unit "$@"
     run_golden
-    run_script schema-check python3 tests/schema/check-schema.py
+    run_script schema-check /usr/bin/python3 tests/schema/check-schema.py
     run_integration
     ;;
 *) echo "run-tests.sh: unknown mode '$mode'" >&2; exit 2 ;;

@@ -10,7 +10,7 @@
 .PHONY: schema-check schema-docs
 
 schema-check: $(BUILD)/cyrange
-	@CYRANGE=$(BUILD)/cyrange python3 tests/schema/check-schema.py
+	@CYRANGE=$(BUILD)/cyrange /usr/bin/python3 tests/schema/check-schema.py
 
 schema-docs:
-	python3 tests/schema/check-schema.py --write-docs
+	/usr/bin/python3 tests/schema/check-schema.py --write-docs
