@@ -92,7 +92,9 @@ static void record(scanner *sc, int kline, int kcol)
     uint32_t h = hash_bytes(sc->path, sc->plen);
     entry *e = lookup(ix, sc->path, sc->plen, h);
     if (e == NULL) {
-        if (ix->alen + sc->plen > ix->acap) {
+        /* Allocated even for the root's empty pointer: arithmetic on a
+         * NULL arena is undefined, even with a zero length. */
+        if (ix->arena == NULL || ix->alen + sc->plen > ix->acap) {
             size_t ncap = ix->acap ? ix->acap * 2 : 4096;
             while (ncap < ix->alen + sc->plen)
                 ncap *= 2;

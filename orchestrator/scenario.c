@@ -829,6 +829,7 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
             a->admin = get_bool(o, "admin", 0);
             json_t *groups = json_object_get(o, "groups");
             size_t ng = json_array_size(groups);
+            size_t kept = 0; /* packed: the list ends at its first NULL */
             a->groups = xcalloc(c, ng + 1, sizeof(char *));
             for (size_t g = 0; g < ng && a->groups; g++) {
                 json_t *gv = json_array_get(groups, g);
@@ -844,7 +845,7 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
                     pop(c, s2);
                     continue;
                 }
-                a->groups[g] = xstrdup(c, json_string_value(gv));
+                a->groups[kept++] = xstrdup(c, json_string_value(gv));
             }
         }
         pop(c, saved);
