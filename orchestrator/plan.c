@@ -53,22 +53,23 @@ void plan_free(plan *p)
 }
 
 /* MACs are derived from names so that a re-created range gets the same
- * ones; the rare collision is resolved by re-hashing with a salt. */
-static int mac_taken(const plan *p, int upto_team, const char *mac)
+ * ones; the rare collision is resolved by re-hashing with a salt.  A small
+ * open-addressing set keeps the check linear in the number of NICs. */
+typedef struct mac_set {
+    uint32_t *slots;       /* 24-bit MAC suffix + 1; 0 = empty */
+    size_t cap;
+} mac_set;
+
+static int mac_set_add(mac_set *m, uint32_t v)
 {
-    for (int t = 0; t <= upto_team; t++) {
-        const plan_team *tm = &p->teams[t];
-        if (tm->hosts == NULL)
-            continue;
-        for (size_t h = 0; h < p->scn->n_hosts; h++) {
-            if (tm->hosts[h].nics == NULL)
-                continue;
-            for (size_t k = 0; k < p->scn->hosts[h].n_nics; k++)
-                if (strcmp(tm->hosts[h].nics[k].mac, mac) == 0)
-                    return 1;
-        }
+    size_t i = (v * 2654435761u) & (m->cap - 1);
+    while (m->slots[i] != 0) {
+        if (m->slots[i] == v + 1)
+            return 0;
+        i = (i + 1) & (m->cap - 1);
     }
-    return 0;
+    m->slots[i] = v + 1;
+    return 1;
 }
 
 plan *plan_build(const scenario *s, const char *exercise, int teams,
@@ -76,6 +77,7 @@ plan *plan_build(const scenario *s, const char *exercise, int teams,
 {
     plan *p = NULL;
     const char *ex = exercise ? exercise : s->id;
+    mac_set macs = { NULL, 0 };
 
     if (!plan_exercise_name_ok(ex)) {
         snprintf(err, errlen, "malformed exercise name '%s': expected 1-24 "
@@ -97,6 +99,16 @@ plan *plan_build(const scenario *s, const char *exercise, int teams,
         goto oom;
     p->n_teams = teams;
     uint32_t exh = fnv1a(ex, 2166136261u);
+    size_t nics = 0;
+    for (size_t h = 0; h < s->n_hosts; h++)
+        nics += s->hosts[h].n_nics;
+    nics *= (size_t)teams;
+    macs.cap = 64;
+    while (macs.cap < nics * 2)
+        macs.cap *= 2;
+    macs.slots = calloc(macs.cap, sizeof(*macs.slots));
+    if (macs.slots == NULL)
+        goto oom;
     for (int t = 0; t < teams; t++) {
         plan_team *tm = &p->teams[t];
         tm->num = t + 1;
@@ -113,9 +125,11 @@ plan *plan_build(const scenario *s, const char *exercise, int teams,
                 n->name = NULL;
                 goto oom;
             }
-            /* "cy" + 4 hex of the exercise + team + segment: unique per
-             * exercise, within IFNAMSIZ, and recognisable in `ip link`. */
-            if (asprintf(&n->bridge, "cy%04xt%02dn%zu", exh & 0xffff, t + 1, i) < 0) {
+            /* "cy" + 6 hex of the exercise + team + segment: within
+             * IFNAMSIZ and recognisable in `ip link`.  libvirt refuses a
+             * bridge name another network uses, so the rare clash between
+             * two exercises fails `up` cleanly instead of merging LANs. */
+            if (asprintf(&n->bridge, "cy%06xt%02dn%zu", exh & 0xffffff, t + 1, i) < 0) {
                 n->bridge = NULL;
                 goto oom;
             }
@@ -137,28 +151,22 @@ plan *plan_build(const scenario *s, const char *exercise, int teams,
                 uint32_t salt = 0;
                 nic->segment = sh->nics[k].segment;
                 snprintf(nic->ifname, sizeof(nic->ifname), "eth%u", (unsigned)(k & 7));
+                uint32_t m;
                 do {
                     snprintf(seed, sizeof(seed), "%s/%d/%s/%zu/%u", ex, t + 1,
                              sh->name, k, salt++);
-                    uint32_t m = fnv1a(seed, 2166136261u);
-                    snprintf(nic->mac, sizeof(nic->mac), "52:54:00:%02x:%02x:%02x",
-                             (m >> 16) & 255, (m >> 8) & 255, m & 255);
-                    nic->mac[17] = '\0';
-                    /* Temporarily blank to not match itself. */
-                    char keep[18];
-                    memcpy(keep, nic->mac, sizeof(keep));
-                    nic->mac[0] = '\0';
-                    int taken = mac_taken(p, t, keep);
-                    memcpy(nic->mac, keep, sizeof(keep));
-                    if (!taken)
-                        break;
-                } while (salt < 1000);
+                    m = fnv1a(seed, 2166136261u) & 0xffffff;
+                } while (!mac_set_add(&macs, m) && salt < 100000);
+                snprintf(nic->mac, sizeof(nic->mac), "52:54:00:%02x:%02x:%02x",
+                         (m >> 16) & 255, (m >> 8) & 255, m & 255);
             }
         }
     }
+    free(macs.slots);
     return p;
 oom:
     snprintf(err, errlen, "out of memory");
+    free(macs.slots);
     plan_free(p);
     return NULL;
 }

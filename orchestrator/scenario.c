@@ -235,6 +235,28 @@ static int name_ok(const char *s, size_t maxlen)
     return s[n - 1] != '-';
 }
 
+/* DNS domain: dot-separated labels of [a-z0-9-], 1-63 each, 253 in all. */
+static int domain_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253 || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!(islower((unsigned char)ch) || isdigit((unsigned char)ch) || ch == '-'))
+            return 0;
+        if ((label == 0 && ch == '-') || ++label > 63)
+            return 0;
+    }
+    return s[n - 1] != '-';
+}
+
 static int step_id_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -566,7 +588,7 @@ static void load_meta(loader *L, const json_t *root)
                    "format %d", (long long)json_integer_value(fmt), SCENARIO_FORMAT);
     if (id != NULL && !name_ok(id, 24))
         err_member(c, "id", 0, "malformed id '%s': expected 1-24 characters "
-                   "a-z, 0-9 and '-', starting with a letter", id);
+                   "a-z, 0-9 and '-', starting with a letter, not ending with '-'", id);
     s->id = xstrdup(c, id);
     s->title = xstrdup(c, get_str(root, "title"));
     s->description = xstrdup(c, get_str(root, "description"));
@@ -576,8 +598,14 @@ static void load_meta(loader *L, const json_t *root)
     s->speed = get_num(c, root, "speed", 1.0, 0.01, 1000.0);
     if (json_is_number(json_object_get(root, "speed")) && s->speed <= 0)
         s->speed = 1.0;
-    s->domain = xstrdup(c, get_str(root, "domain") ? get_str(root, "domain")
-                                                   : "range.test");
+    const char *dom = get_str(root, "domain");
+    if (dom != NULL && !domain_ok(dom))
+        err_member(c, "domain", 0, "malformed DNS domain '%s': expected labels of "
+                   "a-z, 0-9 and '-' separated by dots, e.g. \"example.test\"", dom);
+    s->domain = xstrdup(c, dom ? dom : "range.test");
+    const char *title = get_str(root, "title");
+    if (title != NULL && title[strspn(title, " \t")] == '\0')
+        err_member(c, "title", 0, "the title must not be empty");
 
     s->team_count = 2;
     s->team_name = xstrdup(c, "Team {n}");
@@ -615,6 +643,11 @@ static void load_segments(loader *L, const json_t *arr)
 
     if (n == 0)
         err(c, "a scenario needs at least one segment");
+    if (n > 64) {
+        /* Bridge names must fit in 15 characters (IFNAMSIZ). */
+        err(c, "a scenario has at most 64 segments, got %zu", n);
+        n = 64;
+    }
     s->segments = xcalloc(c, n, sizeof(*s->segments));
     if (s->segments == NULL)
         goto out;
@@ -633,7 +666,7 @@ static void load_segments(loader *L, const json_t *arr)
         if (name != NULL) {
             if (!name_ok(name, 24))
                 err_member(c, "name", 0, "malformed segment name '%s': expected "
-                           "1-24 characters a-z, 0-9 and '-', starting with a letter",
+                           "1-24 characters a-z, 0-9 and '-', starting with a letter, not ending with '-'",
                            name);
             else
                 index_add(c, L->seg_ix, name, i, "segment", "name");
@@ -779,7 +812,13 @@ static void load_services(loader *L, scn_host *h, const json_t *arr)
             const char *name = get_str(o, "name");
             if (name != NULL && !name_ok(name, 32))
                 err_member(c, "name", 0, "malformed service name '%s': expected "
-                           "a-z, 0-9 and '-', starting with a letter", name);
+                           "a-z, 0-9 and '-', starting with a letter, not ending with '-'", name);
+            for (size_t j = 0; name && j < i; j++)
+                if (h->services[j].name && strcmp(h->services[j].name, name) == 0) {
+                    err_member(c, "name", 0, "duplicate service '%s' on host '%s'",
+                               name, h->name ? h->name : "?");
+                    break;
+                }
             sv->name = xstrdup(c, name);
             sv->proto = xstrdup(c, get_enum(c, o, "proto", protos, "tcp"));
             sv->port = (int)get_int(c, o, "port", 0, 1, 65535);
@@ -817,7 +856,7 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
             if (name != NULL) {
                 if (!name_ok(name, 32))
                     err_member(c, "name", 0, "malformed account name '%s': expected "
-                               "a-z, 0-9 and '-', starting with a letter", name);
+                               "a-z, 0-9 and '-', starting with a letter, not ending with '-'", name);
                 for (size_t j = 0; j < i; j++)
                     if (h->accounts[j].name && strcmp(h->accounts[j].name, name) == 0) {
                         err_member(c, "name", 0, "duplicate account '%s'", name);
@@ -838,7 +877,7 @@ static void load_accounts(loader *L, scn_host *h, const json_t *arr)
                     size_t s3 = push_idx(c, g);
                     if (json_is_string(gv))
                         err(c, "malformed group name '%s': expected a-z, 0-9 and "
-                            "'-', starting with a letter", json_string_value(gv));
+                            "'-', starting with a letter, not ending with '-'", json_string_value(gv));
                     else
                         err(c, "expected a group name, got %s", json_kind(gv));
                     pop(c, s3);
@@ -887,10 +926,10 @@ static void load_files(loader *L, scn_host *h, const json_t *arr)
             const char *mode = get_str(o, "mode");
             if (mode != NULL) {
                 char *end = NULL;
-                errno = 0;
+                size_t ml = strlen(mode);
                 unsigned long m = strtoul(mode, &end, 8);
-                if (mode[0] == '\0' || *end != '\0' || errno || m > 07777 ||
-                    strlen(mode) > 5)
+                /* Only octal digits: strtoul alone would take " 644" or "+644". */
+                if (ml < 3 || ml > 4 || strspn(mode, "01234567") != ml || *end != '\0')
                     err_member(c, "mode", 0, "malformed file mode '%s': expected "
                                "octal such as \"0644\"", mode);
                 else
@@ -996,7 +1035,7 @@ static void load_hosts(loader *L, const json_t *arr)
         size_t saved = push_idx(c, i);
         if (!name_ok(name, 24))
             err_member(c, "name", 0, "malformed host name '%s': expected 1-24 "
-                       "characters a-z, 0-9 and '-', starting with a letter", name);
+                       "characters a-z, 0-9 and '-', starting with a letter, not ending with '-'", name);
         else
             index_add(c, L->host_ix, name, i, "host", "name");
         s->hosts[i].name = xstrdup(c, name);
@@ -1027,7 +1066,8 @@ static void load_hosts(loader *L, const json_t *arr)
                 err_member(c, "memory", 0, "malformed memory size '%s': expected e.g. "
                            "\"128M\" or \"1G\"", json_string_value(mem));
             else if (mib < 64 || mib > 16384)
-                err_member(c, "memory", 0, "memory must be between 64M and 16G");
+                err_member(c, "memory", 0, "memory must be between 64M and 16G, "
+                           "got %lld MiB", (long long)mib);
             else
                 h->memory_mib = (int)mib;
         }
@@ -1059,16 +1099,27 @@ static void load_hosts(loader *L, const json_t *arr)
             if (addr_parse(gw, &g) < 0) {
                 err_member(c, "gateway", 0, "malformed IPv4 address '%s'", gw);
             } else {
+                int own = 0, edge = 0;
                 for (size_t k = 0; k < h->n_nics; k++) {
                     scn_nic *nic = &h->nics[k];
                     if (nic->segment >= 0 && s->segments[nic->segment].prefix >= 0 &&
                         addr_in(g, s->segments[nic->segment].net,
-                                s->segments[nic->segment].prefix))
+                                s->segments[nic->segment].prefix)) {
+                        uint32_t m = addr_mask(s->segments[nic->segment].prefix);
                         on_lan = 1;
+                        edge |= (g & ~m) == 0 || (g & ~m) == ~m;
+                    }
+                    own |= !nic->dhcp && nic->addr == g;
                 }
                 if (!on_lan)
                     err_member(c, "gateway", 0, "gateway %s is on none of the segments "
                                "of host '%s'", gw, h->name ? h->name : "?");
+                else if (own)
+                    err_member(c, "gateway", 0, "gateway %s is an address of host '%s' itself",
+                               gw, h->name ? h->name : "?");
+                else if (edge)
+                    err_member(c, "gateway", 0, "gateway %s is the network or broadcast "
+                               "address of its segment", gw);
                 else
                     h->gateway = g;
             }
@@ -1591,6 +1642,16 @@ static void resolve_steps(loader *L, const json_t *arr)
                         err(c, "a 'reachable' condition needs 'port'");
                     get_int(c, st->when, "port", 0, 1, 65535);
                 }
+                /* A qualifier that belongs to another kind of condition is
+                 * a mistake, not something to ignore. */
+                static const char *const qual[][2] = {
+                    { "outcome", "step" }, { "state", "check" }, { "port", "reachable" }
+                };
+                for (size_t q = 0; q < 3; q++)
+                    if (json_object_get(st->when, qual[q][0]) != NULL &&
+                        json_object_get(st->when, qual[q][1]) == NULL)
+                        err_member(c, qual[q][0], 1, "'%s' applies only to a '%s' "
+                                   "condition", qual[q][0], qual[q][1]);
             }
             pop(c, s2);
         }
@@ -1734,6 +1795,16 @@ static void load_checks(loader *L, const json_t *arr)
             err_unknown_ref(c, "from", "host", from, L->host_ix);
         if (target && (k->target = index_get(L->host_ix, target)) < 0)
             err_unknown_ref(c, "target", "host", target, L->host_ix);
+        if (k->from >= 0 && k->from == k->target)
+            err_member(c, "target", 0, "a check's target must differ from its vantage "
+                       "host ('from')");
+        const char *cpath = get_str(o, "path");
+        if (cpath && cpath[0] != '/')
+            err_member(c, "path", 0, "'path' must be a URL path starting with '/', "
+                       "got '%s'", cpath);
+        if (json_object_get(o, "expect") && type && strcmp(type, "dns") == 0)
+            err_member(c, "expect", 1, "'expect' (text the answer contains) does not "
+                       "apply to dns checks; use 'expect_address'");
         int dport = 0;
         if (type) {
             if (strcmp(type, "http") == 0) dport = 80;
