@@ -10,11 +10,11 @@
 #   test         what README.md and .ci/run use: deps, build, images, check,
 #                asan, valgrind
 
--include tests/unit/unit.mk
--include tests/golden/golden.mk
--include tests/fuzz/fuzz.mk
--include tests/schema/schema.mk
--include bench/bench.mk
+include tests/unit/unit.mk
+include tests/golden/golden.mk
+include tests/fuzz/fuzz.mk
+include tests/schema/schema.mk
+include bench/bench.mk
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 

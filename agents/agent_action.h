@@ -1,0 +1,83 @@
+/* agent_action — the attacker actions the agent executes (issue 4).
+ *
+ * An {"t":"action"} request is checked in the agent's loop (type known,
+ * parameters valid by agents/action_table, every address inside
+ * 198.18.0.0/15) and then run in a child process: `cyrange-agent
+ * --run-action` reads the request as one JSON object on stdin, runs it
+ * (blocking code is fine there, bounded by the action's own limits and a
+ * deadline the parent enforces with SIGKILL), prints one JSON result on
+ * stdout and exits.  The loop replies with that result.  Background work (a
+ * C2 beacon, an implant) is a separate daemon process, visible in ps and
+ * netstat as a real implant would be, which trainees can find and kill.
+ *
+ * Wire format: agents/PROTOCOL.md, section "Actions".
+ */
+#ifndef CYRANGE_AGENT_ACTION_H
+#define CYRANGE_AGENT_ACTION_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "action_table.h"
+
+#define ACT_MAX_FLOWS 64          /* flows listed in a result; more are counted */
+#define ACT_IMPLANT_PATH "/tmp/.cache/updater"   /* where implants live */
+#define ACT_RUN_DIR "/run/cyrange"               /* pid files of background work */
+
+typedef struct act_req {
+    const char *step;             /* step id, for pid files and events */
+    const char *action;           /* action type name */
+    const action_type *type;      /* its table entry */
+    const json_t *params;         /* borrowed; already valid */
+    const char *target_host;      /* NULL when the step has no target */
+    const char *target_addr;      /* target's address, NULL when none */
+    const char *c2_addr;          /* where implants report (the C2 host), or NULL */
+    int c2_port;                  /* 0: the action's default */
+    const char *c2_domain;        /* C2 domain for DNS channels, or NULL */
+    uint64_t seed;                /* for reproducible randomness */
+    const char *root;             /* file-system prefix for tests; "" is / */
+    int deadline_ms;              /* the parent kills the child after this */
+} act_req;
+
+typedef struct act_result {
+    int succeeded;                /* the action's own success condition */
+    char detail[512];             /* one sentence for journals and screens */
+    json_t *flows;                /* array (new ref): the connections made */
+    long long flows_total;        /* all flows, listed or not */
+    json_t *evidence;             /* object (new ref): action-specific facts */
+} act_result;
+
+/* Records one flow (a TCP connection, a UDP exchange, a batch of flood
+ * packets) in the result.  Addresses are dotted quads. */
+void act_flow_add(act_result *r, const char *proto, const char *src, int sport,
+                  const char *dst, int dport, long long packets, long long bytes);
+
+/* Every action: 0 when it ran (r->succeeded says whether it achieved its
+ * goal), -1 when it could not run at all (r->detail says why). */
+typedef int (*act_fn)(const act_req *q, act_result *r);
+
+/* agent_act_net.c: actions that put traffic on the team's LAN. */
+int act_recon_portscan(const act_req *q, act_result *r);
+int act_cred_bruteforce(const act_req *q, act_result *r);
+int act_web_exploit(const act_req *q, act_result *r);
+int act_phish_deliver(const act_req *q, act_result *r);
+int act_c2_beacon(const act_req *q, act_result *r);
+int act_tool_transfer(const act_req *q, act_result *r);
+int act_exfil(const act_req *q, act_result *r);
+int act_dos_flood(const act_req *q, act_result *r);
+
+/* agent_act_host.c: actions with effects on the actor host. */
+int act_phish_open(const act_req *q, act_result *r);
+int act_lateral_move(const act_req *q, act_result *r);
+int act_persistence(const act_req *q, act_result *r);
+int act_impact_encrypt(const act_req *q, act_result *r);
+int act_impact_service_stop(const act_req *q, act_result *r);
+int act_impact_deface(const act_req *q, act_result *r);
+
+/* The `--run-action` entry point (agent_action.c): returns the exit code. */
+int agent_run_action_main(void);
+/* The `--implant` entry point (agent_act_net.c): the long-running implant
+ * process that beacons; argv as given after --implant. */
+int agent_implant_main(int argc, char **argv);
+
+#endif
