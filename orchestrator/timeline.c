@@ -399,6 +399,11 @@ int64_t timeline_step_time_ms(const timeline *tl, int i)
     return st->started_ms >= 0 ? st->started_ms : st->due_ms;
 }
 
+int64_t timeline_step_due_ms(const timeline *tl, int i)
+{
+    return tl->steps[i].due_ms;
+}
+
 const char *timeline_state_name(timeline_step_state s)
 {
     switch (s) {

@@ -85,6 +85,9 @@ timeline_step_state timeline_state(const timeline *tl, int step);
 /* Exercise time the step is due (SCHEDULED) or started (later states);
  * -1 when unknown. */
 int64_t timeline_step_time_ms(const timeline *tl, int step);
+/* Exercise time the step was (or is) due: its offset plus the jitter drawn
+ * for it; -1 before it is scheduled. */
+int64_t timeline_step_due_ms(const timeline *tl, int step);
 const char *timeline_state_name(timeline_step_state s);
 const char *timeline_clock_name(timeline_clock c);
 /* The team's progress as JSON (new reference). */
