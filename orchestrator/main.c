@@ -12,7 +12,9 @@
 
 #include "addr.h"
 #include "agentlink.h"
+#include "control.h"
 #include "diag.h"
+#include "exercise.h"
 #include "plan.h"
 #include "range.h"
 #include "scenario.h"
@@ -47,6 +49,16 @@ static void usage(FILE *out)
 "                                   state of running exercises\n"
 "  down EXERCISE|FILE|--all         remove everything of an exercise\n"
 "                                   (idempotent)\n"
+"  run FILE [up options] [--keep] [--exit-when-done] [--seed N]\n"
+"                                   up, then play the attack timeline on every\n"
+"                                   team's own clock (Ctrl-C stops and removes)\n"
+"  timeline EXERCISE [--team N] [--json]\n"
+"                                   every team's clock and steps\n"
+"  pause|resume|reset EXERCISE [--team N]\n"
+"                                   steer a running exercise (reset: fresh\n"
+"                                   guests and the timeline from zero)\n"
+"  skip|inject EXERCISE STEP [--team N]\n"
+"                                   skip a step, or run one now\n"
 "  exec EXERCISE --team N --host H -- CMD...\n"
 "                                   run a command in a guest through its agent\n"
 "  probe EXERCISE --team N --host H ADDRESS PORT\n"
@@ -267,6 +279,14 @@ typedef struct up_ctx {
     int done;
     uint64_t t0;
     int signals;     /* sigint/sigterm initialised */
+    /* cyrange run */
+    exercise *x;
+    control *ctl;
+    int playing;
+    int exit_when_done;
+    int stop;
+    uv_timer_t done_timer;
+    int done_timer_on;
 } up_ctx;
 
 static void on_progress(range *r, range_event_kind kind, int guest, const char *msg,
@@ -305,6 +325,13 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     up_ctx *c = h->data;
     (void)signum;
+    if (c->playing) {
+        /* `run`: stop playing; the caller tears the range down. */
+        fprintf(stderr, "cyrange: stopping the exercise\n");
+        c->stop = 1;
+        uv_stop(c->loop);
+        return;
+    }
     /* Handled as a failure: the range is rolled back, nothing is left. */
     fprintf(stderr, "cyrange: interrupted; rolling back\n");
     range_interrupt(c->r, "interrupted by signal");
@@ -349,9 +376,88 @@ static void print_guest_table(const plan *p, range *r, FILE *out)
     }
 }
 
-static int cmd_up(int argc, char **argv)
+static void on_exercise_log(exercise *x, int team, const char *msg, void *opaque)
+{
+    up_ctx *c = opaque;
+    (void)x;
+    if (team > 0)
+        printf("[%6.1fs] t%02d %s\n", (double)(uv_now(c->loop) - c->t0) / 1000.0, team, msg);
+    else
+        printf("[%6.1fs] %s\n", (double)(uv_now(c->loop) - c->t0) / 1000.0, msg);
+    fflush(stdout);
+}
+
+static json_t *on_control(const json_t *req, void *opaque)
+{
+    up_ctx *c = opaque;
+    return exercise_command(c->x, req);
+}
+
+static void check_done(uv_timer_t *t)
+{
+    up_ctx *c = t->data;
+    if (c->exit_when_done && exercise_finished(c->x)) {
+        printf("[%6.1fs] every team's timeline has finished\n",
+               (double)(uv_now(c->loop) - c->t0) / 1000.0);
+        c->stop = 1;
+        uv_stop(c->loop);
+    }
+}
+
+/* `cyrange run`: the range is up; play every team's timeline until Ctrl-C
+ * (or, with --exit-when-done, until every step has run). */
+static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
+{
+    char err[512];
+    char *dir = range_exercise_dir(state, p->exercise);
+    char *sock = NULL;
+    int rc = EXIT_INVALID;
+
+    if (dir == NULL || asprintf(&sock, "%s/control.sock", dir) < 0) {
+        free(dir);
+        return EXIT_INVALID;
+    }
+    c->x = exercise_new(c->loop, p, c->r, dir, seed, on_exercise_log, c, err, sizeof(err));
+    if (c->x == NULL) {
+        fprintf(stderr, "cyrange run: %s\n", err);
+        goto cleanup;
+    }
+    c->ctl = control_listen(c->loop, sock, on_control, c, err, sizeof(err));
+    if (c->ctl == NULL) {
+        fprintf(stderr, "cyrange run: %s\n", err);
+        goto cleanup;
+    }
+    printf("\nplaying the timeline (speed x%g); control: cyrange pause|resume|skip|"
+           "inject|reset %s ..., cyrange timeline %s; Ctrl-C stops\n",
+           p->scn->speed, p->exercise, p->exercise);
+    fflush(stdout);
+    c->playing = 1;
+    exercise_start(c->x);
+    uv_timer_init(c->loop, &c->done_timer);
+    c->done_timer.data = c;
+    c->done_timer_on = 1;
+    uv_timer_start(&c->done_timer, check_done, 1000, 1000);
+    while (!c->stop)
+        uv_run(c->loop, UV_RUN_DEFAULT);
+    rc = EXIT_OK;
+cleanup:
+    c->playing = 0;
+    if (c->done_timer_on)
+        uv_close((uv_handle_t *)&c->done_timer, NULL);
+    control_close(c->ctl);
+    exercise_free(c->x);
+    c->x = NULL;
+    free(sock);
+    free(dir);
+    return rc;
+}
+
+static int up_or_run(int argc, char **argv, int run)
 {
     static const struct option opts[] = {
+        { "keep", no_argument, NULL, 'K' },
+        { "exit-when-done", no_argument, NULL, 'E' },
+        { "seed", required_argument, NULL, 'S' },
         { "teams", required_argument, NULL, 't' },
         { "name", required_argument, NULL, 'n' },
         { "connect", required_argument, NULL, 'c' },
@@ -374,6 +480,9 @@ static int cmd_up(int argc, char **argv)
     char err[1024];
     uv_loop_t loop;
     up_ctx ctx = { 0 };
+    int keep = 0;
+    uint64_t seed = 0;
+    const char *cmdname = run ? "run" : "up";
 
     o.domain_type = "qemu";
     o.state_dir = state_dir();
@@ -408,7 +517,36 @@ static int cmd_up(int argc, char **argv)
         }
         case 'k': o.keep_on_failure = 1; break;
         case 'F': o.fail_at_host = optarg; break;
+        case 'K':
+            if (!run)
+                return EXIT_USAGE;
+            keep = 1;
+            break;
+        case 'E':
+            if (!run)
+                return EXIT_USAGE;
+            ctx.exit_when_done = 1;
+            break;
+        case 'S':
+            if (!run)
+                return EXIT_USAGE;
+            seed = strtoull(optarg, NULL, 10);
+            break;
         case 'h':
+            if (run) {
+                puts("usage: cyrange run FILE [up options] [--keep] [--exit-when-done]\n"
+                     "       [--seed N]\n\n"
+                     "Brings the range up as `cyrange up` does, then plays the scenario's\n"
+                     "timeline on every team's own clock: attacker actions through the\n"
+                     "actors' agents, narrative injects to the teams' inboxes, every start\n"
+                     "and result in the ground-truth journal\n"
+                     "(/var/lib/cyrange/EXERCISE/journal.jsonl).  Instructors steer it with\n"
+                     "cyrange pause|resume|skip|inject|reset and watch it with cyrange\n"
+                     "timeline.  Ctrl-C stops and removes the range (--keep leaves it up);\n"
+                     "--exit-when-done stops once every step has run; --seed fixes the\n"
+                     "jitter.");
+                return EXIT_OK;
+            }
             puts("usage: cyrange up FILE [--teams N] [--name EXERCISE] [--connect URI]\n"
                  "       [--domain-type qemu|kvm] [--images DIR] [--timeout SECONDS]\n"
                  "       [--keep-on-failure]\n\n"
@@ -425,8 +563,8 @@ static int cmd_up(int argc, char **argv)
         }
     }
     if (argc - optind != 1) {
-        fputs("usage: cyrange up FILE [--teams N] [options]; see cyrange up --help\n",
-              stderr);
+        fprintf(stderr, "usage: cyrange %s FILE [--teams N] [options]; see cyrange %s "
+                "--help\n", cmdname, cmdname);
         return EXIT_USAGE;
     }
     if (name && !plan_exercise_name_ok(name)) {
@@ -497,11 +635,32 @@ static int cmd_up(int argc, char **argv)
                (double)(uv_now(&loop) - ctx.t0) / 1000.0);
         print_guest_table(p, ctx.r, stdout);
         rc = EXIT_OK;
+        if (run) {
+            /* up's signal handlers were closed when it finished. */
+            uv_run(&loop, UV_RUN_NOWAIT);
+            ctx.signals = 0;
+            uv_signal_init(&loop, &ctx.sigint);
+            uv_signal_init(&loop, &ctx.sigterm);
+            ctx.sigint.data = ctx.sigterm.data = &ctx;
+            ctx.signals = 1;
+            uv_signal_start(&ctx.sigint, on_signal, SIGINT);
+            uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
+            rc = play(&ctx, p, o.state_dir, seed);
+        }
     }
     range_close(ctx.r, NULL, NULL);
     close_signals(&ctx);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    if (run && ctx.ok && !keep) {
+        int n = range_down(o.uri, o.state_dir, p->exercise, err, sizeof(err));
+        if (n < 0) {
+            fprintf(stderr, "cyrange run: teardown incomplete: %s\n", err);
+            rc = EXIT_INVALID;
+        } else {
+            printf("exercise %s removed (%d objects)\n", p->exercise, n);
+        }
+    }
 cleanup:
     plan_free(p);
     scenario_free(s);
@@ -511,7 +670,155 @@ cleanup:
     return rc;
 }
 
-static int status_one(const char *exercise, int json, json_t *jall)
+static int cmd_up(int argc, char **argv)
+{
+    return up_or_run(argc, argv, 0);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    return up_or_run(argc, argv, 1);
+}
+
+/* ---- instructor commands to a running `cyrange run` --------------------- */
+
+static int control_cmd(const char *exname, json_t *req, json_t **reply_out)
+{
+    char *path = NULL, err[512];
+    json_t *reply;
+    if (asprintf(&path, "%s/%s/control.sock", state_dir(), exname) < 0) {
+        json_decref(req);
+        return EXIT_INVALID;
+    }
+    reply = control_call(path, req, 30000, err, sizeof(err));
+    free(path);
+    json_decref(req);
+    if (reply == NULL) {
+        fprintf(stderr, "cyrange: %s\n", err);
+        return EXIT_INVALID;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        fprintf(stderr, "cyrange: %s\n",
+                json_string_value(json_object_get(reply, "error")) ?: "refused");
+        json_decref(reply);
+        return EXIT_INVALID;
+    }
+    if (reply_out)
+        *reply_out = reply;
+    else
+        json_decref(reply);
+    return EXIT_OK;
+}
+
+/* pause | resume | reset EXERCISE [--team N]; skip | inject EXERCISE STEP
+ * [--team N] */
+static int cmd_steer(int argc, char **argv, const char *cmd, int needs_step)
+{
+    static const struct option opts[] = {
+        { "team", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int team = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        if (c == 't' && parse_teams(optarg, &team) == 0)
+            continue;
+        if (c == 'h') {
+            printf("usage: cyrange %s EXERCISE%s [--team N]\n\nSent to the running "
+                   "`cyrange run` of EXERCISE; without --team, every team.\n",
+                   argv[0], needs_step ? " STEP" : "");
+            return EXIT_OK;
+        }
+        fprintf(stderr, "usage: cyrange %s EXERCISE%s [--team N]\n", argv[0],
+                needs_step ? " STEP" : "");
+        return EXIT_USAGE;
+    }
+    if (argc - optind != (needs_step ? 2 : 1)) {
+        fprintf(stderr, "usage: cyrange %s EXERCISE%s [--team N]\n", argv[0],
+                needs_step ? " STEP" : "");
+        return EXIT_USAGE;
+    }
+    json_t *req = json_pack("{s:s, s:i}", "cmd", cmd, "team", team);
+    if (needs_step)
+        json_object_set_new(req, "step", json_string(argv[optind + 1]));
+    int rc = control_cmd(argv[optind], req, NULL);
+    if (rc == EXIT_OK)
+        printf("%s: %s done%s\n", argv[optind], argv[0],
+               team ? "" : " for every team");
+    return rc;
+}
+
+static int cmd_timeline(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "team", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+    };
+    int team = 0, json = 0, c;
+    json_t *reply = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+        if (c == 't' && parse_teams(optarg, &team) == 0)
+            continue;
+        if (c == 'j') {
+            json = 1;
+            continue;
+        }
+        if (c == 'h') {
+            puts("usage: cyrange timeline EXERCISE [--team N] [--json]\n\nEvery "
+                 "team's clock and the state of every step, from the running\n"
+                 "`cyrange run`.");
+            return EXIT_OK;
+        }
+        return EXIT_USAGE;
+    }
+    if (argc - optind != 1) {
+        fputs("usage: cyrange timeline EXERCISE [--team N] [--json]\n", stderr);
+        return EXIT_USAGE;
+    }
+    int rc = control_cmd(argv[optind], json_pack("{s:s}", "cmd", "status"), &reply);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json) {
+        json_dumpf(reply, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(reply);
+        return EXIT_OK;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(reply, "teams"), i, t) {
+        int tn = (int)json_integer_value(json_object_get(t, "team"));
+        if (team && tn != team)
+            continue;
+        double el = json_number_value(json_object_get(t, "elapsed_s"));
+        printf("team t%02d  clock %-8s exercise time %s%02d:%02d:%02d\n", tn,
+               json_string_value(json_object_get(t, "clock")), "+",
+               (int)el / 3600, (int)el / 60 % 60, (int)el % 60);
+        size_t k;
+        json_t *st;
+        json_array_foreach(json_object_get(t, "steps"), k, st) {
+            json_t *when = json_object_get(st, "started_s");
+            if (when == NULL)
+                when = json_object_get(st, "due_s");
+            char at[24] = "";
+            if (when) {
+                double w = json_number_value(when);
+                snprintf(at, sizeof(at), "+%02d:%02d:%02d", (int)w / 3600,
+                         (int)w / 60 % 60, (int)w % 60);
+            }
+            printf("  %-10s %-22s %-20s %-10s %s\n", at,
+                   json_string_value(json_object_get(st, "id")),
+                   json_string_value(json_object_get(st, "action")),
+                   json_string_value(json_object_get(st, "state")),
+                   json_string_value(json_object_get(st, "detail")) ?: "");
+        }
+    }
+    json_decref(reply);
+    return EXIT_OK;
+}
+
+static int status_one(const char *exname, int json, json_t *jall)
 {
     char *spath = NULL, *origin = NULL, *uri = NULL, *dtype = NULL, *text = NULL;
     size_t tlen = 0;
@@ -525,9 +832,9 @@ static int status_one(const char *exercise, int json, json_t *jall)
     range_opts o = { 0 };
 
     diag_init(&d);
-    if (range_state_load(state_dir(), exercise, &spath, &origin, &teams, &uri,
+    if (range_state_load(state_dir(), exname, &spath, &origin, &teams, &uri,
                          &dtype) < 0) {
-        fprintf(stderr, "cyrange status: no exercise '%s' is up\n", exercise);
+        fprintf(stderr, "cyrange status: no exname '%s' is up\n", exname);
         goto cleanup;
     }
     /* The copy taken at `up`, named after the original so that relative
@@ -539,7 +846,7 @@ static int status_one(const char *exercise, int json, json_t *jall)
         diag_print(&d, stderr);
         goto cleanup;
     }
-    p = plan_build(s, exercise, teams, err, sizeof(err));
+    p = plan_build(s, exname, teams, err, sizeof(err));
     if (p == NULL) {
         fprintf(stderr, "cyrange status: %s\n", err);
         goto cleanup;
@@ -558,7 +865,7 @@ static int status_one(const char *exercise, int json, json_t *jall)
         ;
     if (ctx.r) {
         if (json) {
-            json_t *ex = json_pack("{s:s, s:s, s:i, s:[]}", "exercise", exercise,
+            json_t *ex = json_pack("{s:s, s:s, s:i, s:[]}", "exname", exname,
                                    "scenario", s->id, "teams", teams, "guests");
             for (size_t i = 0; ex && i < range_guest_count(ctx.r); i++) {
                 const json_t *hl = range_guest_health(ctx.r, i);
@@ -573,7 +880,7 @@ static int status_one(const char *exercise, int json, json_t *jall)
             }
             json_array_append_new(jall, ex);
         } else {
-            printf("exercise %s (scenario %s, %d team%s)\n", exercise, s->id, teams,
+            printf("exname %s (scenario %s, %d team%s)\n", exname, s->id, teams,
                    teams == 1 ? "" : "s");
             print_guest_table(p, ctx.r, stdout);
         }
@@ -805,7 +1112,7 @@ static void req_timeout(uv_timer_t *t)
     }
 }
 
-static int agent_request(const char *exercise, int team, const char *host,
+static int agent_request(const char *exname, int team, const char *host,
                          json_t *req, int timeout_ms, int is_exec)
 {
     uv_loop_t loop;
@@ -814,14 +1121,14 @@ static int agent_request(const char *exercise, int team, const char *host,
     static const agentlink_cbs cbs = { req_hello, NULL, NULL };
     struct stat st;
 
-    if (asprintf(&path, "%s/%s/t%02d-%s.agent.sock", state_dir(), exercise, team,
+    if (asprintf(&path, "%s/%s/t%02d-%s.agent.sock", state_dir(), exname, team,
                  host) < 0) {
         json_decref(req);
         return EXIT_INVALID;
     }
     if (stat(path, &st) < 0) {
-        fprintf(stderr, "cyrange: no agent channel %s (is exercise '%s' up with "
-                "team %d and host '%s'?)\n", path, exercise, team, host);
+        fprintf(stderr, "cyrange: no agent channel %s (is exname '%s' up with "
+                "team %d and host '%s'?)\n", path, exname, team, host);
         free(path);
         json_decref(req);
         return EXIT_INVALID;
@@ -953,6 +1260,20 @@ int main(int argc, char **argv)
         return cmd_down(argc - 1, argv + 1);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "timeline") == 0)
+        return cmd_timeline(argc - 1, argv + 1);
+    if (strcmp(cmd, "pause") == 0)
+        return cmd_steer(argc - 1, argv + 1, "pause", 0);
+    if (strcmp(cmd, "resume") == 0)
+        return cmd_steer(argc - 1, argv + 1, "resume", 0);
+    if (strcmp(cmd, "reset") == 0)
+        return cmd_steer(argc - 1, argv + 1, "reset", 0);
+    if (strcmp(cmd, "skip") == 0)
+        return cmd_steer(argc - 1, argv + 1, "skip", 1);
+    if (strcmp(cmd, "inject") == 0)
+        return cmd_steer(argc - 1, argv + 1, "run", 1);
     if (strcmp(cmd, "probe") == 0)
         return cmd_probe(argc - 1, argv + 1);
     fprintf(stderr, "cyrange: unknown command '%s'\n\n", cmd);

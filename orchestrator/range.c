@@ -78,6 +78,12 @@ struct range {
     int closing;
     int links_open;
     virt_conn *events;          /* libvirt connection delivering events */
+    int rebuild_team;           /* 1-based team being rebuilt, 0 none */
+    range_done_cb rebuild_cb;
+    void *rebuild_opaque;
+    uv_work_t rebuild_work;
+    int rebuild_failed;
+    char rebuild_msg[512];
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1158,8 +1164,26 @@ void range_interrupt(range *r, const char *why)
     fail(r, "%s", why);
 }
 
+static void check_rebuild_done(range *r)
+{
+    if (r->rebuild_team == 0)
+        return;
+    for (size_t i = 0; i < r->n_guests; i++)
+        if (r->guests[i].team_idx + 1 == r->rebuild_team &&
+            r->guests[i].state != RANGE_G_READY)
+            return;
+    int team = r->rebuild_team;
+    r->rebuild_team = 0;
+    if (r->rebuild_cb) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "team %d has fresh guests, every agent ready", team);
+        r->rebuild_cb(r, 1, msg, r->rebuild_opaque);
+    }
+}
+
 static void check_all_ready(range *r)
 {
+    check_rebuild_done(r);
     if (r->work_busy || r->failed || r->finished)
         return;
     for (size_t i = 0; i < r->n_guests; i++)
@@ -1477,6 +1501,105 @@ int range_attach(range *r, int timeout_ms, range_done_cb done, void *opaque,
         return -1;
     }
     uv_timer_start(&r->timer, timeout_cb, (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000), 0);
+    return 0;
+}
+
+/* Team reset: every guest of the team is stopped and started again.  Role
+ * images keep nothing across a boot and disk guests get a fresh overlay, so
+ * the team starts from the scenario's initial state ("recurrence"). */
+static void rebuild_work(uv_work_t *w)
+{
+    range *r = w->data;
+    const scenario *s = r->plan->scn;
+    virt_err ve = { 0, "" };
+    virt_conn *vc = virt_open(r->opts.uri, &ve);
+    if (vc == NULL) {
+        r->rebuild_failed = 1;
+        snprintf(r->rebuild_msg, sizeof(r->rebuild_msg), "%s", ve.msg);
+        return;
+    }
+    for (size_t gi = 0; gi < r->n_guests; gi++) {
+        range_guest *g = &r->guests[gi];
+        if (g->team_idx + 1 != r->rebuild_team)
+            continue;
+        if (virt_domain_destroy(vc, g->domain, &ve) < 0 && virt_domain_state(vc, g->domain, &ve) == VIRT_DOM_RUNNING) {
+            r->rebuild_failed = 1;
+            snprintf(r->rebuild_msg, sizeof(r->rebuild_msg), "%s: %s", g->domain, ve.msg);
+            break;
+        }
+        if (g->volume) {
+            const scn_host *h = &s->hosts[g->host];
+            char backing[4200];
+            const char *base = strrchr(h->image, '/');
+            snprintf(backing, sizeof(backing), "%s/images/user/%s-%s", r->state_dir,
+                     s->id, base ? base + 1 : h->image);
+            if (virt_volume_remove(vc, RANGE_POOL, g->volume, &ve) < 0 ||
+                virt_volume_create_overlay(vc, RANGE_POOL, g->volume, backing, &ve) < 0) {
+                r->rebuild_failed = 1;
+                snprintf(r->rebuild_msg, sizeof(r->rebuild_msg), "%s: %s", g->domain, ve.msg);
+                break;
+            }
+        }
+        if (virt_domain_start(vc, g->domain, &ve) < 0) {
+            r->rebuild_failed = 1;
+            snprintf(r->rebuild_msg, sizeof(r->rebuild_msg), "%s: %s", g->domain, ve.msg);
+            break;
+        }
+        post(r, WM_STARTED, (int)gi, "%s restarted", g->domain);
+    }
+    virt_close(vc);
+}
+
+static void rebuild_done(uv_work_t *w, int status)
+{
+    range *r = w->data;
+    (void)status;
+    async_cb(&r->async);
+    if (r->rebuild_failed) {
+        int team = r->rebuild_team;
+        r->rebuild_team = 0;
+        if (r->rebuild_cb)
+            r->rebuild_cb(r, 0, r->rebuild_msg, r->rebuild_opaque);
+        (void)team;
+        return;
+    }
+    check_rebuild_done(r);
+}
+
+int range_team_rebuild(range *r, int team, range_done_cb done, void *opaque,
+                       char *err, size_t errlen)
+{
+    if (team < 1 || team > r->plan->n_teams) {
+        snprintf(err, errlen, "no team %d", team);
+        return -1;
+    }
+    if (r->rebuild_team != 0) {
+        snprintf(err, errlen, "team %d is being reset already", r->rebuild_team);
+        return -1;
+    }
+    r->rebuild_team = team;
+    r->rebuild_cb = done;
+    r->rebuild_opaque = opaque;
+    r->rebuild_failed = 0;
+    for (size_t i = 0; i < r->n_guests; i++) {
+        range_guest *g = &r->guests[i];
+        if (g->team_idx + 1 != team)
+            continue;
+        g->state = RANGE_G_PENDING;
+        g->t_ready = 0;
+        g->configuring = 0;
+        if (g->link) {
+            agentlink *l = g->link;
+            g->link = NULL;
+            agentlink_close(l, link_closed, r);
+        }
+    }
+    r->rebuild_work.data = r;
+    if (uv_queue_work(r->loop, &r->rebuild_work, rebuild_work, rebuild_done) < 0) {
+        r->rebuild_team = 0;
+        snprintf(err, errlen, "cannot queue the reset");
+        return -1;
+    }
     return 0;
 }
 

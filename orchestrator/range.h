@@ -69,6 +69,12 @@ int range_up(range *r, range_done_cb done, void *opaque, char *err, size_t errle
  * `timeout_ms`.  Never creates or removes anything. */
 int range_attach(range *r, int timeout_ms, range_done_cb done, void *opaque,
                  char *err, size_t errlen);
+/* Resets team `team` (1-based) of a running range: its guests are stopped
+ * and started again from the scenario's initial state (fresh overlays for
+ * disk guests) and reconfigured; `done` runs when every agent of the team is
+ * ready again, or on failure.  0, or -1 with `err`. */
+int range_team_rebuild(range *r, int team, range_done_cb done, void *opaque,
+                       char *err, size_t errlen);
 /* Fails a running `up` (e.g. on Ctrl-C): everything is rolled back and the
  * done callback reports `why`. */
 void range_interrupt(range *r, const char *why);

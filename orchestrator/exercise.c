@@ -1,0 +1,556 @@
+#include "exercise.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "action_table.h"
+#include "addr.h"
+#include "agentlink.h"
+#include "journal.h"
+#include "proto.h"
+#include "timeline.h"
+
+#define ACTION_MARGIN_MS 30000
+
+typedef struct team_ctx {
+    exercise *x;
+    int team;                  /* 1-based */
+    timeline *tl;
+    int resetting;
+} team_ctx;
+
+typedef struct pending_step {
+    team_ctx *t;
+    int step;
+    unsigned epoch;            /* the team's reset count when dispatched */
+} pending_step;
+
+struct exercise {
+    uv_loop_t *loop;
+    const plan *p;
+    range *r;
+    char *dir;
+    journal *j;
+    team_ctx *teams;
+    int n_teams;
+    unsigned *epochs;          /* per team: bumped by a reset */
+    exercise_log_cb log;
+    void *opaque;
+};
+
+static void xlog(exercise *x, int team, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void xlog(exercise *x, int team, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    if (x->log == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    x->log(x, team, buf, x->opaque);
+}
+
+static void jwrite(exercise *x, json_t *e)
+{
+    if (e == NULL)
+        return;
+    if (journal_append(x->j, e) < 0)
+        xlog(x, 0, "WARNING: the journal could not be written");
+    json_decref(e);
+}
+
+/* The address a guest of `team` uses to reach host `hi`: a static address on
+ * a segment shared with `from` when there is one, else its first static
+ * address, else (DHCP only) what its agent last reported. */
+static int host_address(exercise *x, int team, int from, int hi, char *buf, size_t len)
+{
+    const scenario *s = x->p->scn;
+    const scn_host *h = &s->hosts[hi];
+    uint32_t best = 0;
+    for (size_t k = 0; k < h->n_nics && !best; k++) {
+        if (h->nics[k].dhcp)
+            continue;
+        if (from >= 0)
+            for (size_t m = 0; m < s->hosts[from].n_nics; m++)
+                if (s->hosts[from].nics[m].segment == h->nics[k].segment)
+                    best = h->nics[k].addr;
+    }
+    for (size_t k = 0; k < h->n_nics && !best; k++)
+        if (!h->nics[k].dhcp)
+            best = h->nics[k].addr;
+    if (best) {
+        addr_format(best, buf, len);
+        return 0;
+    }
+    int g = range_guest_find(x->r, team, h->name);
+    const json_t *hl = g >= 0 ? range_guest_health(x->r, (size_t)g) : NULL;
+    json_t *ifs = hl ? json_object_get(hl, "ifaces") : NULL;
+    size_t i;
+    json_t *ifc;
+    json_array_foreach(ifs, i, ifc) {
+        const char *a = json_string_value(json_array_get(json_object_get(ifc, "addrs"), 0));
+        if (a) {
+            snprintf(buf, len, "%.*s", (int)strcspn(a, "/"), a);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The attacker's C2: the first host with role c2, else attacker. */
+static int c2_host(const scenario *s)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < s->n_hosts; i++)
+            if (strcmp(s->hosts[i].role, pass == 0 ? "c2" : "attacker") == 0)
+                return (int)i;
+    return -1;
+}
+
+static json_t *step_entry(exercise *x, int team, int step, const char *kind)
+{
+    const scenario *s = x->p->scn;
+    const scn_step *st = &s->steps[step];
+    json_t *e = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "kind", kind,
+                          "exercise", x->p->exercise, "team", team, "step", st->id,
+                          "action", st->action, "visibility", st->visibility);
+    if (e == NULL)
+        return NULL;
+    if (st->technique)
+        json_object_set_new(e, "technique", json_string(st->technique));
+    if (st->actor >= 0)
+        json_object_set_new(e, "actor", json_string(s->hosts[st->actor].name));
+    if (st->target >= 0)
+        json_object_set_new(e, "target", json_string(s->hosts[st->target].name));
+    return e;
+}
+
+static void action_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
+{
+    pending_step *ps = opaque;
+    team_ctx *t = ps->t;
+    exercise *x = t->x;
+    const scn_step *st = &x->p->scn->steps[ps->step];
+    int ok = 0;
+    char detail[600];
+    json_t *e = step_entry(x, t->team, ps->step, "step_result");
+    (void)l;
+
+    if (m == NULL) {
+        snprintf(detail, sizeof(detail), "no answer from the agent: %s", why);
+    } else if (!m->u.reply.ok) {
+        snprintf(detail, sizeof(detail), "agent refused: %s",
+                 m->u.reply.error ? m->u.reply.error : "?");
+    } else {
+        json_t *b = m->u.reply.body;
+        const char *out = json_string_value(json_object_get(b, "outcome"));
+        ok = out && strcmp(out, "succeeded") == 0;
+        snprintf(detail, sizeof(detail), "%s",
+                 json_string_value(json_object_get(b, "detail")) ?: (ok ? "done" : "failed"));
+        static const char *const keep[] = { "flows", "flows_total", "evidence",
+                                            "started_ms", "ended_ms", NULL };
+        for (const char *const *k = keep; *k; k++) {
+            json_t *v = json_object_get(b, *k);
+            if (v && e)
+                json_object_set(e, *k, v);
+        }
+    }
+    if (e) {
+        json_object_set_new(e, "outcome", json_string(ok ? "succeeded" : "failed"));
+        json_object_set_new(e, "detail", json_string(detail));
+    }
+    /* A result from before a reset belongs to guests that are gone. */
+    if (ps->epoch == x->epochs[t->team - 1]) {
+        jwrite(x, e);
+        xlog(x, t->team, "%s %s: %s", st->id, ok ? "succeeded" : "failed", detail);
+        timeline_step_result(t->tl, ps->step, ok, detail);
+    } else {
+        json_decref(e);
+    }
+    free(ps);
+}
+
+static void run_inject(exercise *x, team_ctx *t, int step)
+{
+    const scn_step *st = &x->p->scn->steps[step];
+    json_t *e = step_entry(x, t->team, step, "inject");
+    json_t *p = st->params;
+    if (e) {
+        static const char *const keep[] = { "from", "subject", "body", "channel",
+                                            "deadline", "points", NULL };
+        for (const char *const *k = keep; *k; k++)
+            if (json_object_get(p, *k))
+                json_object_set(e, *k, json_object_get(p, *k));
+    }
+    jwrite(x, e);
+    xlog(x, t->team, "inject %s to the team's inbox: %s", st->id,
+         json_string_value(json_object_get(p, "subject")) ?: "");
+    timeline_step_result(t->tl, step, 1, "delivered to the team's inbox");
+}
+
+static void on_run(timeline *tl, int step, void *opaque)
+{
+    team_ctx *t = opaque;
+    exercise *x = t->x;
+    const scenario *s = x->p->scn;
+    const scn_step *st = &s->steps[step];
+    char taddr[20] = "", aaddr[20] = "", caddr[20] = "";
+
+    if (strcmp(st->action, "inject.message") == 0) {
+        run_inject(x, t, step);
+        return;
+    }
+    int g = st->actor >= 0 ? range_guest_find(x->r, t->team, s->hosts[st->actor].name) : -1;
+    agentlink *l = g >= 0 ? range_guest_link(x->r, (size_t)g) : NULL;
+    json_t *e = step_entry(x, t->team, step, "step_start");
+    if (st->target >= 0 && host_address(x, t->team, st->actor, st->target, taddr,
+                                        sizeof(taddr)) == 0 && e)
+        json_object_set_new(e, "target_addr", json_string(taddr));
+    if (st->actor >= 0 && host_address(x, t->team, st->target, st->actor, aaddr,
+                                       sizeof(aaddr)) == 0 && e)
+        json_object_set_new(e, "actor_addr", json_string(aaddr));
+    jwrite(x, e);
+    xlog(x, t->team, "%s: %s %s%s%s", st->id, st->action,
+         st->actor >= 0 ? s->hosts[st->actor].name : "",
+         st->target >= 0 ? " -> " : "", st->target >= 0 ? s->hosts[st->target].name : "");
+    if (l == NULL || !agentlink_connected(l)) {
+        char why[128];
+        snprintf(why, sizeof(why), "the agent of %s is not connected",
+                 st->actor >= 0 ? s->hosts[st->actor].name : "?");
+        json_t *r = step_entry(x, t->team, step, "step_result");
+        json_object_set_new(r, "outcome", json_string("failed"));
+        json_object_set_new(r, "detail", json_string(why));
+        jwrite(x, r);
+        timeline_step_result(tl, step, 0, why);
+        return;
+    }
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:O, s:I}", "t", "action", "step", st->id,
+                            "action", st->action, "params", st->params, "seed",
+                            (json_int_t)(((uint64_t)t->team << 32) ^ (uint64_t)step));
+    if (msg && st->target >= 0 && taddr[0])
+        json_object_set_new(msg, "target", json_pack("{s:s, s:s}", "host",
+                            s->hosts[st->target].name, "addr", taddr));
+    int c2 = c2_host(s);
+    if (msg && c2 >= 0 && host_address(x, t->team, st->actor, c2, caddr, sizeof(caddr)) == 0) {
+        json_t *c = json_pack("{s:s}", "addr", caddr);
+        const char *dom = json_string_value(json_object_get(st->params, "domain"));
+        if (dom)
+            json_object_set_new(c, "domain", json_string(dom));
+        json_object_set_new(msg, "c2", c);
+    }
+    /* The agent enforces the action's own bounds; this deadline only
+     * catches an agent that never answers. */
+    int deadline = 15 * 60 * 1000;
+    if (msg)
+        json_object_set_new(msg, "deadline_ms", json_integer(deadline));
+    pending_step *ps = calloc(1, sizeof(*ps));
+    if (ps == NULL || msg == NULL) {
+        free(ps);
+        json_decref(msg);
+        timeline_step_result(tl, step, 0, "out of memory");
+        return;
+    }
+    ps->t = t;
+    ps->step = step;
+    ps->epoch = x->epochs[t->team - 1];
+    if (agentlink_request(l, msg, deadline + ACTION_MARGIN_MS, action_reply, ps) < 0) {
+        free(ps);
+        timeline_step_result(tl, step, 0, "cannot send the action to the agent");
+    }
+}
+
+typedef struct cond_ctx {
+    team_ctx *t;
+    int step;
+    int want_up;               /* for check conditions */
+    int is_check;
+    unsigned epoch;
+} cond_ctx;
+
+static void cond_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
+{
+    cond_ctx *c = opaque;
+    exercise *x = c->t->x;
+    (void)l;
+    int reach = m && m->u.reply.ok &&
+                json_is_true(json_object_get(m->u.reply.body, "reachable"));
+    char text[256];
+    if (m)
+        snprintf(text, sizeof(text), "probe: %s", reach ? "reachable" : "unreachable");
+    else
+        snprintf(text, sizeof(text), "probe: no answer (%s)", why);
+    int holds = c->is_check ? (reach == c->want_up) : reach;
+    if (c->epoch == x->epochs[c->t->team - 1])
+        timeline_condition_result(c->t->tl, c->step, holds, text);
+    free(c);
+}
+
+/* Conditions on checks and reachability: a TCP probe from a guest.  (The
+ * availability checks engine of the scoring issue will answer check
+ * conditions from its recent results instead.) */
+static void on_condition(timeline *tl, int step, const json_t *when, void *opaque)
+{
+    team_ctx *t = opaque;
+    exercise *x = t->x;
+    const scenario *s = x->p->scn;
+    const scn_step *st = &s->steps[step];
+    int from = -1, to = -1, port = 0, is_check = 0, want_up = 1;
+    const char *ref;
+    char addr[20];
+
+    if ((ref = json_string_value(json_object_get(when, "check"))) != NULL) {
+        for (size_t i = 0; i < s->n_checks; i++)
+            if (strcmp(s->checks[i].id, ref) == 0) {
+                from = s->checks[i].from;
+                to = s->checks[i].target;
+                port = s->checks[i].port;
+            }
+        is_check = 1;
+        const char *state = json_string_value(json_object_get(when, "state"));
+        want_up = !(state && strcmp(state, "down") == 0);
+    } else if ((ref = json_string_value(json_object_get(when, "reachable"))) != NULL) {
+        from = st->actor;
+        to = scenario_host_index(s, ref);
+        port = (int)json_integer_value(json_object_get(when, "port"));
+    }
+    int g = from >= 0 ? range_guest_find(x->r, t->team, s->hosts[from].name) : -1;
+    agentlink *l = g >= 0 ? range_guest_link(x->r, (size_t)g) : NULL;
+    if (l == NULL || to < 0 || host_address(x, t->team, from, to, addr, sizeof(addr)) < 0) {
+        timeline_condition_result(tl, step, 0, "cannot evaluate: no agent or address");
+        return;
+    }
+    cond_ctx *c = calloc(1, sizeof(*c));
+    proto_probe pr = { "tcp", addr, port, 3000 };
+    proto_err pe;
+    json_t *req = proto_build_probe(0, &pr, &pe);
+    if (c == NULL || req == NULL) {
+        free(c);
+        json_decref(req);
+        timeline_condition_result(tl, step, 0, "out of memory");
+        return;
+    }
+    c->t = t;
+    c->step = step;
+    c->is_check = is_check;
+    c->want_up = want_up;
+    c->epoch = x->epochs[t->team - 1];
+    if (agentlink_request(l, req, 10000, cond_reply, c) < 0) {
+        free(c);
+        timeline_condition_result(tl, step, 0, "cannot send the probe");
+    }
+}
+
+static void on_event(timeline *tl, int step, const char *what, void *opaque)
+{
+    team_ctx *t = opaque;
+    exercise *x = t->x;
+    (void)tl;
+    /* Step starts and results are journaled with their details elsewhere;
+     * clock changes and decisions are journaled here. */
+    if (step < 0 || strstr(what, "not taken") || strstr(what, "skipped")) {
+        json_t *e = json_pack("{s:s, s:s, s:i, s:s}", "kind", "timeline", "exercise",
+                              x->p->exercise, "team", t->team, "event", what);
+        if (e && step >= 0)
+            json_object_set_new(e, "step", json_string(x->p->scn->steps[step].id));
+        jwrite(x, e);
+        xlog(x, t->team, "%s", what);
+    }
+}
+
+exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir,
+                       uint64_t seed, exercise_log_cb log, void *opaque,
+                       char *err, size_t errlen)
+{
+    exercise *x = calloc(1, sizeof(*x));
+    char *jpath = NULL;
+    static const timeline_ops ops = { on_run, on_condition, on_event };
+    if (x == NULL)
+        goto oom;
+    x->loop = loop;
+    x->p = p;
+    x->r = r;
+    x->log = log;
+    x->opaque = opaque;
+    x->n_teams = p->n_teams;
+    x->dir = strdup(dir);
+    x->teams = calloc((size_t)p->n_teams, sizeof(*x->teams));
+    x->epochs = calloc((size_t)p->n_teams, sizeof(*x->epochs));
+    if (x->dir == NULL || x->teams == NULL || x->epochs == NULL ||
+        asprintf(&jpath, "%s/journal.jsonl", dir) < 0)
+        goto oom;
+    x->j = journal_open(jpath, err, errlen);
+    free(jpath);
+    if (x->j == NULL) {
+        exercise_free(x);
+        return NULL;
+    }
+    for (int t = 0; t < p->n_teams; t++) {
+        x->teams[t].x = x;
+        x->teams[t].team = t + 1;
+        x->teams[t].tl = timeline_new(loop, p->scn, t + 1, seed, &ops, &x->teams[t]);
+        if (x->teams[t].tl == NULL)
+            goto oom;
+    }
+    return x;
+oom:
+    snprintf(err, errlen, "out of memory");
+    exercise_free(x);
+    return NULL;
+}
+
+int exercise_start(exercise *x)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s, s:i, s:f}", "kind", "exercise",
+                          "event", "started", "exercise", x->p->exercise, "teams",
+                          x->n_teams, "speed", x->p->scn->speed);
+    jwrite(x, e);
+    for (int t = 0; t < x->n_teams; t++)
+        timeline_start(x->teams[t].tl);
+    return 0;
+}
+
+json_t *exercise_status(const exercise *x)
+{
+    json_t *arr = json_array();
+    for (int t = 0; arr && t < x->n_teams; t++)
+        json_array_append_new(arr, timeline_to_json(x->teams[t].tl));
+    return json_pack("{s:s, s:s, s:f, s:o}", "exercise", x->p->exercise, "scenario",
+                     x->p->scn->id, "speed", x->p->scn->speed, "teams", arr);
+}
+
+int exercise_finished(const exercise *x)
+{
+    for (int t = 0; t < x->n_teams; t++) {
+        timeline *tl = x->teams[t].tl;
+        for (size_t i = 0; i < x->p->scn->n_steps; i++) {
+            timeline_step_state s = timeline_state(tl, (int)i);
+            if (s == TL_PENDING || s == TL_SCHEDULED || s == TL_CHECKING ||
+                s == TL_RUNNING)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static void reset_done(range *r, int ok, const char *msg, void *opaque)
+{
+    team_ctx *t = opaque;
+    exercise *x = t->x;
+    (void)r;
+    t->resetting = 0;
+    json_t *e = json_pack("{s:s, s:s, s:i, s:s, s:s}", "kind", "instructor", "exercise",
+                          x->p->exercise, "team", t->team, "event",
+                          ok ? "reset complete" : "reset failed", "detail", msg);
+    jwrite(x, e);
+    xlog(x, t->team, "reset %s: %s", ok ? "complete" : "FAILED", msg);
+    if (ok)
+        timeline_start(t->tl);
+}
+
+static json_t *team_command(exercise *x, team_ctx *t, const char *cmd, int step)
+{
+    int rc = -1;
+    char err[256] = "";
+    if (strcmp(cmd, "pause") == 0)
+        rc = timeline_pause(t->tl);
+    else if (strcmp(cmd, "resume") == 0)
+        rc = timeline_resume(t->tl);
+    else if (strcmp(cmd, "start") == 0)
+        rc = timeline_start(t->tl);
+    else if (strcmp(cmd, "skip") == 0)
+        rc = timeline_skip(t->tl, step);
+    else if (strcmp(cmd, "run") == 0)
+        rc = timeline_run_now(t->tl, step);
+    else if (strcmp(cmd, "reset") == 0) {
+        if (t->resetting) {
+            snprintf(err, sizeof(err), "team %d is being reset", t->team);
+        } else {
+            /* Results still on their way belong to the old guests. */
+            x->epochs[t->team - 1]++;
+            timeline_reset(t->tl);
+            rc = range_team_rebuild(x->r, t->team, reset_done, t, err, sizeof(err));
+            t->resetting = rc == 0;
+        }
+    }
+    if (rc < 0 && err[0] == '\0')
+        snprintf(err, sizeof(err), "team %d: cannot %s now (clock %s%s%s)", t->team, cmd,
+                 timeline_clock_name(timeline_clock_state(t->tl)),
+                 step >= 0 ? ", step " : "",
+                 step >= 0 ? timeline_state_name(timeline_state(t->tl, step)) : "");
+    return rc < 0 ? json_pack("{s:b, s:s}", "ok", 0, "error", err)
+                  : json_pack("{s:b}", "ok", 1);
+}
+
+json_t *exercise_command(exercise *x, const json_t *c)
+{
+    const char *cmd = json_string_value(json_object_get(c, "cmd"));
+    json_t *team_v = json_object_get(c, "team");
+    int team = json_is_integer(team_v) ? (int)json_integer_value(team_v) : 0;
+    const char *step_id = json_string_value(json_object_get(c, "step"));
+    int step = -1;
+    static const char *const known[] = { "pause", "resume", "skip", "run", "reset",
+                                         "start", NULL };
+    int ok_cmd = 0;
+
+    if (cmd == NULL)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "missing 'cmd'");
+    if (strcmp(cmd, "status") == 0) {
+        json_t *st = exercise_status(x);
+        json_object_set_new(st, "ok", json_true());
+        return st;
+    }
+    for (const char *const *k = known; *k; k++)
+        ok_cmd |= strcmp(*k, cmd) == 0;
+    if (!ok_cmd)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown command");
+    if (team < 0 || team > x->n_teams)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "no such team");
+    if (strcmp(cmd, "skip") == 0 || strcmp(cmd, "run") == 0) {
+        if (step_id == NULL || (step = scenario_step_index(x->p->scn, step_id)) < 0)
+            return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown or missing 'step'");
+    }
+    json_t *results = json_array();
+    int all_ok = 1;
+    for (int t = 0; t < x->n_teams; t++) {
+        if (team != 0 && team != t + 1)
+            continue;
+        json_t *r = team_command(x, &x->teams[t], cmd, step);
+        all_ok &= json_is_true(json_object_get(r, "ok"));
+        json_object_set_new(r, "team", json_integer(t + 1));
+        json_array_append_new(results, r);
+        json_t *e = json_pack("{s:s, s:s, s:i, s:s, s:b}", "kind", "instructor",
+                              "exercise", x->p->exercise, "team", t + 1, "event", cmd,
+                              "ok", json_is_true(json_object_get(r, "ok")));
+        if (e && step_id)
+            json_object_set_new(e, "step", json_string(step_id));
+        jwrite(x, e);
+    }
+    json_t *out = json_pack("{s:b, s:o}", "ok", all_ok, "teams", results);
+    if (!all_ok) {
+        json_t *first = NULL;
+        size_t i;
+        json_t *r;
+        json_array_foreach(results, i, r)
+            if (!first && !json_is_true(json_object_get(r, "ok")))
+                first = json_object_get(r, "error");
+        json_object_set_new(out, "error", first ? json_incref(first) : json_string("failed"));
+    }
+    return out;
+}
+
+void exercise_free(exercise *x)
+{
+    if (x == NULL)
+        return;
+    for (int t = 0; x->teams && t < x->n_teams; t++)
+        timeline_free(x->teams[t].tl);
+    journal_close(x->j);
+    free(x->teams);
+    free(x->epochs);
+    free(x->dir);
+    free(x);
+}
