@@ -388,6 +388,9 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
         exercise_free(x);
         return NULL;
     }
+    jwrite(x, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "kind", "exercise", "event",
+                        "opened", "exercise", p->exercise, "scenario", p->scn->id,
+                        "teams", p->n_teams, "speed", p->scn->speed));
     for (int t = 0; t < p->n_teams; t++) {
         x->teams[t].x = x;
         x->teams[t].team = t + 1;
@@ -404,10 +407,6 @@ oom:
 
 int exercise_start(exercise *x)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s, s:i, s:f}", "kind", "exercise",
-                          "event", "started", "exercise", x->p->exercise, "teams",
-                          x->n_teams, "speed", x->p->scn->speed);
-    jwrite(x, e);
     for (int t = 0; t < x->n_teams; t++)
         timeline_start(x->teams[t].tl);
     return 0;

@@ -49,12 +49,12 @@ static void usage(FILE *out)
 "                                   state of running exercises\n"
 "  down EXERCISE|FILE|--all         remove everything of an exercise\n"
 "                                   (idempotent)\n"
-"  run FILE [up options] [--keep] [--exit-when-done] [--seed N]\n"
+"  run FILE [up options] [--keep] [--exit-when-done] [--seed N] [--hold]\n"
 "                                   up, then play the attack timeline on every\n"
 "                                   team's own clock (Ctrl-C stops and removes)\n"
 "  timeline EXERCISE [--team N] [--json]\n"
 "                                   every team's clock and steps\n"
-"  pause|resume|reset EXERCISE [--team N]\n"
+"  start|pause|resume|reset EXERCISE [--team N]\n"
 "                                   steer a running exercise (reset: fresh\n"
 "                                   guests and the timeline from zero)\n"
 "  skip|inject EXERCISE STEP [--team N]\n"
@@ -287,6 +287,7 @@ typedef struct up_ctx {
     int stop;
     uv_timer_t done_timer;
     int done_timer_on;
+    int hold;        /* clocks wait for `cyrange start` */
 } up_ctx;
 
 static void on_progress(range *r, range_event_kind kind, int guest, const char *msg,
@@ -432,7 +433,11 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
            p->scn->speed, p->exercise, p->exercise);
     fflush(stdout);
     c->playing = 1;
-    exercise_start(c->x);
+    if (c->hold)
+        printf("clocks are held: `cyrange start %s [--team N]` starts them\n",
+               p->exercise);
+    else
+        exercise_start(c->x);
     uv_timer_init(c->loop, &c->done_timer);
     c->done_timer.data = c;
     c->done_timer_on = 1;
@@ -458,6 +463,7 @@ static int up_or_run(int argc, char **argv, int run)
         { "keep", no_argument, NULL, 'K' },
         { "exit-when-done", no_argument, NULL, 'E' },
         { "seed", required_argument, NULL, 'S' },
+        { "hold", no_argument, NULL, 'O' },
         { "teams", required_argument, NULL, 't' },
         { "name", required_argument, NULL, 'n' },
         { "connect", required_argument, NULL, 'c' },
@@ -532,6 +538,11 @@ static int up_or_run(int argc, char **argv, int run)
                 return EXIT_USAGE;
             seed = strtoull(optarg, NULL, 10);
             break;
+        case 'O':
+            if (!run)
+                return EXIT_USAGE;
+            ctx.hold = 1;
+            break;
         case 'h':
             if (run) {
                 puts("usage: cyrange run FILE [up options] [--keep] [--exit-when-done]\n"
@@ -544,7 +555,7 @@ static int up_or_run(int argc, char **argv, int run)
                      "cyrange pause|resume|skip|inject|reset and watch it with cyrange\n"
                      "timeline.  Ctrl-C stops and removes the range (--keep leaves it up);\n"
                      "--exit-when-done stops once every step has run; --seed fixes the\n"
-                     "jitter.");
+                     "jitter; --hold waits for `cyrange start` (e.g. after the briefing).");
                 return EXIT_OK;
             }
             puts("usage: cyrange up FILE [--teams N] [--name EXERCISE] [--connect URI]\n"
@@ -1264,6 +1275,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "timeline") == 0)
         return cmd_timeline(argc - 1, argv + 1);
+    if (strcmp(cmd, "start") == 0)
+        return cmd_steer(argc - 1, argv + 1, "start", 0);
     if (strcmp(cmd, "pause") == 0)
         return cmd_steer(argc - 1, argv + 1, "pause", 0);
     if (strcmp(cmd, "resume") == 0)
