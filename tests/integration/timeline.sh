@@ -51,6 +51,10 @@ wait_state() {
     return 1
 }
 
+is_state() { # TEAM STEP WANT
+    [ "$(state "$1" "$2")" = "$3" ]
+}
+
 journal_has() { # python expression over entries `e`
     python3 - "$JOURNAL" "$1" <<'PY'
 import json, sys
@@ -75,7 +79,7 @@ check "held clocks: nothing is scheduled before start" sh -c \
 
 check "start team 1" $CYRANGE start "$EX" --team 1
 check "team 1's scan runs and gets a result" wait_state 1 scan succeeded failed
-check "team 2 has not started (own clock)" sh -c "[ \"\$(state 2 scan)\" = pending ]"
+check "team 2 has not started (own clock)" is_state 2 scan pending
 check "team 1's conditional sqli step is decided (run or branch)" \
     wait_state 1 sqli succeeded failed "not taken"
 check "inject runs an on-demand step now" $CYRANGE inject "$EX" brute --team 1
@@ -90,7 +94,7 @@ check "team 2's clock is paused" sh -c \
 check "skip team 2's press inject while paused" $CYRANGE skip "$EX" press --team 2
 check "resume team 2" $CYRANGE resume "$EX" --team 2
 check "team 2's scan runs after resume" wait_state 2 scan succeeded failed
-check "team 2's skipped inject stays skipped" sh -c "[ \"\$(state 2 press)\" = skipped ]"
+check "team 2's skipped inject stays skipped" is_state 2 press skipped
 check "team 1's press inject reaches the inbox" wait_state 1 press succeeded
 
 check "reset team 1: fresh guests, timeline from zero" $CYRANGE reset "$EX" --team 1
