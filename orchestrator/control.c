@@ -21,7 +21,13 @@ typedef struct client {
     control *c;
     proto_reader *rd;
     struct client *next;
+    int refs;                  /* pipe + deferred requests */
+    int gone;                  /* the pipe was closed */
 } client;
+
+struct control_pending {
+    client *cl;
+};
 
 struct control {
     uv_pipe_t server;
@@ -42,14 +48,22 @@ static void maybe_free(control *c)
     }
 }
 
-static void client_closed(uv_handle_t *h)
+static void client_unref(client *cl)
 {
-    client *cl = h->data;
+    if (--cl->refs > 0)
+        return;
     control *c = cl->c;
     proto_reader_free(cl->rd);
     free(cl);
     c->open_handles--;
     maybe_free(c);
+}
+
+static void client_closed(uv_handle_t *h)
+{
+    client *cl = h->data;
+    cl->gone = 1;
+    client_unref(cl);
 }
 
 static void drop_client(client *cl)
@@ -62,6 +76,7 @@ static void drop_client(client *cl)
         return; /* already dropped */
     *pp = cl->next;
     c->n_clients--;
+    cl->gone = 1;
     uv_close((uv_handle_t *)&cl->pipe, client_closed);
 }
 
@@ -74,7 +89,7 @@ static void write_done(uv_write_t *w, int status)
 
 static void reply(client *cl, json_t *msg)
 {
-    char *text = json_dumps(msg, JSON_COMPACT);
+    char *text = cl->gone ? NULL : json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (text == NULL)
         return;
@@ -118,8 +133,22 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 reply(cl, json_pack("{s:b, s:s}", "ok", 0, "error",
                                     "expected one JSON object per line"));
             } else {
-                json_t *r = cl->c->h(req, cl->c->opaque);
-                reply(cl, r ? r : json_pack("{s:b, s:s}", "ok", 0, "error", "failed"));
+                control_pending *later = calloc(1, sizeof(*later));
+                json_t *r = NULL;
+                if (later != NULL) {
+                    later->cl = cl;
+                    cl->refs++;
+                    r = cl->c->h(req, later, cl->c->opaque);
+                    if (r != NULL) {
+                        /* answered at once: the token is not needed */
+                        free(later);
+                        cl->refs--;
+                    }
+                } else {
+                    r = json_pack("{s:b, s:s}", "ok", 0, "error", "out of memory");
+                }
+                if (r != NULL)
+                    reply(cl, r);
             }
             json_decref(req);
         }
@@ -139,6 +168,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (cl == NULL)
         return;
     cl->c = c;
+    cl->refs = 1;
     cl->rd = proto_reader_new(CONTROL_MAX_LINE);
     uv_pipe_init(server->loop, &cl->pipe, 0);
     cl->pipe.data = cl;
@@ -191,6 +221,14 @@ control *control_listen(uv_loop_t *loop, const char *path, control_handler h,
     return c;
 }
 
+void control_respond(control_pending *later, json_t *r)
+{
+    client *cl = later->cl;
+    free(later);
+    reply(cl, r);
+    client_unref(cl);
+}
+
 void control_close(control *c)
 {
     if (c == NULL || c->closing)
@@ -208,15 +246,21 @@ json_t *control_call(const char *path, const json_t *req, int timeout_ms,
     struct sockaddr_un sa;
     int fd = -1;
     char *text = NULL;
-    char buf[65536];
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
     size_t have = 0;
     json_t *out = NULL;
     struct timespec t0, t1;
 
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, errlen, "socket path too long: %s", path);
+        free(buf);
         return NULL;
     }
     strcpy(sa.sun_path, path);
@@ -247,7 +291,7 @@ json_t *control_call(const char *path, const json_t *req, int timeout_ms,
                      timeout_ms);
             goto cleanup;
         }
-        ssize_t got = read(fd, buf + have, sizeof(buf) - 1 - have);
+        ssize_t got = read(fd, buf + have, cap - 1 - have);
         if (got <= 0) {
             snprintf(err, errlen, "the orchestrator closed the connection");
             goto cleanup;
@@ -261,13 +305,14 @@ json_t *control_call(const char *path, const json_t *req, int timeout_ms,
                 snprintf(err, errlen, "garbled answer from the orchestrator");
             break;
         }
-        if (have >= sizeof(buf) - 1) {
+        if (have >= cap - 1) {
             snprintf(err, errlen, "answer too long");
             goto cleanup;
         }
     }
 cleanup:
     free(text);
+    free(buf);
     if (fd >= 0)
         close(fd);
     return out;

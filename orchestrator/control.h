@@ -12,9 +12,17 @@
 #include <uv.h>
 
 typedef struct control control;
+typedef struct control_pending control_pending;
 
-/* Handles one request (borrowed); returns the reply (new reference). */
-typedef json_t *(*control_handler)(const json_t *req, void *opaque);
+/* Handles one request (borrowed): returns the reply (new reference), or
+ * NULL to answer later with control_respond(`later`, reply) — for requests
+ * that wait on a guest.  `later` stays valid until answered even if the
+ * client has gone. */
+typedef json_t *(*control_handler)(const json_t *req, control_pending *later,
+                                   void *opaque);
+
+/* Answers a deferred request (reply: new reference, stolen). */
+void control_respond(control_pending *later, json_t *reply);
 
 /* Listens on `path` (an old socket file there is replaced).  NULL with
  * `err`. */

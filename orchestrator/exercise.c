@@ -502,6 +502,22 @@ json_t *exercise_command(exercise *x, const json_t *c)
         json_object_set_new(st, "ok", json_true());
         return st;
     }
+    if (strcmp(cmd, "guests") == 0) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < range_guest_count(x->r); i++) {
+            json_t *g = json_pack("{s:i, s:s, s:s, s:s, s:f}", "team",
+                                  range_guest_team(x->r, i), "host",
+                                  x->p->scn->hosts[range_guest_host(x->r, i)].name,
+                                  "domain", range_guest_domain(x->r, i), "state",
+                                  range_guest_state_name(range_guest_get_state(x->r, i)),
+                                  "ready_s", range_guest_ready_s(x->r, i));
+            const json_t *hl = range_guest_health(x->r, i);
+            if (g && hl)
+                json_object_set(g, "health", (json_t *)hl);
+            json_array_append_new(arr, g);
+        }
+        return json_pack("{s:b, s:o}", "ok", 1, "guests", arr);
+    }
     for (const char *const *k = known; *k; k++)
         ok_cmd |= strcmp(*k, cmd) == 0;
     if (!ok_cmd)

@@ -388,9 +388,52 @@ static void on_exercise_log(exercise *x, int team, const char *msg, void *opaque
     fflush(stdout);
 }
 
-static json_t *on_control(const json_t *req, void *opaque)
+static void guest_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
+{
+    control_pending *later = opaque;
+    (void)l;
+    if (m == NULL) {
+        control_respond(later, json_pack("{s:b, s:s}", "ok", 0, "error", why));
+        return;
+    }
+    json_t *b = json_deep_copy(m->u.reply.body);
+    json_object_del(b, "t");
+    json_object_del(b, "id");
+    json_object_set_new(b, "agent_ok", json_boolean(m->u.reply.ok));
+    json_object_set_new(b, "ok", json_true());
+    control_respond(later, b);
+}
+
+/* exec and probe on a guest of the running exercise: its channel is held
+ * by this process, so the request goes through here. */
+static json_t *guest_request(up_ctx *c, const json_t *req, control_pending *later)
+{
+    int team = (int)json_integer_value(json_object_get(req, "team"));
+    const char *host = json_string_value(json_object_get(req, "host"));
+    json_t *msg = json_object_get(req, "request");
+    int g = host ? range_guest_find(c->r, team, host) : -1;
+    agentlink *l = g >= 0 ? range_guest_link(c->r, (size_t)g) : NULL;
+    const char *t = json_string_value(json_object_get(msg, "t"));
+    int timeout = (int)json_integer_value(json_object_get(req, "timeout_ms"));
+
+    if (g < 0)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "no such team/host");
+    if (l == NULL || !agentlink_connected(l))
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "the guest's agent is not connected");
+    if (t == NULL || (strcmp(t, "exec") != 0 && strcmp(t, "probe") != 0))
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "only exec and probe are relayed");
+    if (agentlink_request(l, json_deep_copy(msg), timeout > 0 ? timeout : 30000,
+                          guest_reply, later) < 0)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "cannot send to the agent");
+    return NULL;
+}
+
+static json_t *on_control(const json_t *req, control_pending *later, void *opaque)
 {
     up_ctx *c = opaque;
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    if (cmd && strcmp(cmd, "guest") == 0)
+        return guest_request(c, req, later);
     return exercise_command(c->x, req);
 }
 
@@ -423,6 +466,7 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
         fprintf(stderr, "cyrange run: %s\n", err);
         goto cleanup;
     }
+    range_monitor(c->r, 10000);
     c->ctl = control_listen(c->loop, sock, on_control, c, err, sizeof(err));
     if (c->ctl == NULL) {
         fprintf(stderr, "cyrange run: %s\n", err);
@@ -843,6 +887,46 @@ static int status_one(const char *exname, int json, json_t *jall)
     range_opts o = { 0 };
 
     diag_init(&d);
+    /* A running `cyrange run` holds the agents' channels: ask it. */
+    {
+        char *sock = NULL, cerr[256];
+        json_t *reply = NULL;
+        if (asprintf(&sock, "%s/%s/control.sock", state_dir(), exname) >= 0 &&
+            access(sock, F_OK) == 0)
+            reply = control_call(sock, json_pack("{s:s}", "cmd", "guests"), 10000,
+                                 cerr, sizeof(cerr));
+        free(sock);
+        if (reply != NULL) {
+            json_t *guests = json_object_get(reply, "guests");
+            if (json) {
+                json_array_append_new(jall, json_pack("{s:s, s:b, s:O}", "exercise",
+                                      exname, "running", 1, "guests", guests));
+            } else {
+                size_t i;
+                json_t *g;
+                printf("exercise %s (being run by `cyrange run`)\n", exname);
+                printf("%-4s %-12s %-32s %-12s %s\n", "TEAM", "HOST", "DOMAIN",
+                       "STATE", "ADDRESSES");
+                json_array_foreach(guests, i, g) {
+                    char addrs[256] = "";
+                    size_t off = 0, k, a;
+                    json_t *ifc, *ad;
+                    json_array_foreach(json_object_get(json_object_get(g, "health"), "ifaces"), k, ifc)
+                        json_array_foreach(json_object_get(ifc, "addrs"), a, ad)
+                            off += (size_t)snprintf(addrs + off, sizeof(addrs) - off, "%s%s",
+                                                    off ? " " : "", json_string_value(ad));
+                    printf("t%02d  %-12s %-32s %-12s %s\n",
+                           (int)json_integer_value(json_object_get(g, "team")),
+                           json_string_value(json_object_get(g, "host")),
+                           json_string_value(json_object_get(g, "domain")),
+                           json_string_value(json_object_get(g, "state")), addrs);
+                }
+            }
+            json_decref(reply);
+            diag_clear(&d);
+            return EXIT_OK;
+        }
+    }
     if (range_state_load(state_dir(), exname, &spath, &origin, &teams, &uri,
                          &dtype) < 0) {
         fprintf(stderr, "cyrange status: no exname '%s' is up\n", exname);
@@ -1123,6 +1207,33 @@ static void req_timeout(uv_timer_t *t)
     }
 }
 
+/* Prints a relayed exec/probe answer as a direct one would be. */
+static int relay_result(json_t *b, int is_exec)
+{
+    if (!json_is_true(json_object_get(b, "ok"))) {
+        fprintf(stderr, "cyrange: %s\n",
+                json_string_value(json_object_get(b, "error")) ?: "refused");
+        return EXIT_INVALID;
+    }
+    if (!json_is_true(json_object_get(b, "agent_ok"))) {
+        fprintf(stderr, "cyrange: agent: %s\n",
+                json_string_value(json_object_get(b, "error")) ?: "?");
+        return EXIT_INVALID;
+    }
+    if (is_exec) {
+        fputs(json_string_value(json_object_get(b, "stdout")) ?: "", stdout);
+        fputs(json_string_value(json_object_get(b, "stderr")) ?: "", stderr);
+        json_t *ex = json_object_get(b, "exit");
+        return json_is_integer(ex) ? (int)json_integer_value(ex) : 125;
+    }
+    json_object_del(b, "ok");
+    json_object_del(b, "agent_ok");
+    json_object_set_new(b, "ok", json_true());
+    json_dumpf(b, stdout, JSON_COMPACT);
+    putchar('\n');
+    return json_is_true(json_object_get(b, "reachable")) ? EXIT_OK : EXIT_INVALID;
+}
+
 static int agent_request(const char *exname, int team, const char *host,
                          json_t *req, int timeout_ms, int is_exec)
 {
@@ -1132,6 +1243,27 @@ static int agent_request(const char *exname, int team, const char *host,
     static const agentlink_cbs cbs = { req_hello, NULL, NULL };
     struct stat st;
 
+    /* While `cyrange run` holds the channels, it relays the request. */
+    if (asprintf(&path, "%s/%s/control.sock", state_dir(), exname) >= 0 &&
+        access(path, F_OK) == 0) {
+        char cerr[256];
+        json_t *creq = json_pack("{s:s, s:i, s:s, s:O, s:i}", "cmd", "guest", "team",
+                                 team, "host", host, "request", req, "timeout_ms",
+                                 timeout_ms);
+        json_t *rep = control_call(path, creq, timeout_ms + 10000, cerr, sizeof(cerr));
+        json_decref(creq);
+        free(path);
+        json_decref(req);
+        if (rep == NULL) {
+            fprintf(stderr, "cyrange: %s\n", cerr);
+            return EXIT_INVALID;
+        }
+        int rc = relay_result(rep, is_exec);
+        json_decref(rep);
+        return rc;
+    }
+    free(path);
+    path = NULL;
     if (asprintf(&path, "%s/%s/t%02d-%s.agent.sock", state_dir(), exname, team,
                  host) < 0) {
         json_decref(req);

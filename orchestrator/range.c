@@ -84,6 +84,8 @@ struct range {
     uv_work_t rebuild_work;
     int rebuild_failed;
     char rebuild_msg[512];
+    uv_timer_t monitor;         /* periodic health requests (run) */
+    int monitor_on;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1235,6 +1237,45 @@ static void health_reply(agentlink *l, const proto_msg *m, const char *why, void
     }
 }
 
+static void monitor_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
+{
+    range_guest *g = opaque;
+    (void)l;
+    (void)why;
+    if (m != NULL && m->u.reply.ok) {
+        json_decref(g->health);
+        g->health = json_incref(m->u.reply.body);
+    }
+}
+
+static void monitor_tick(uv_timer_t *t)
+{
+    range *r = t->data;
+    for (size_t i = 0; i < r->n_guests; i++) {
+        range_guest *g = &r->guests[i];
+        proto_err pe;
+        if (g->state != RANGE_G_READY || g->link == NULL || !agentlink_connected(g->link))
+            continue;
+        json_t *req = proto_build_health_req(0, &pe);
+        if (req)
+            agentlink_request(g->link, req, HEALTH_TIMEOUT_MS, monitor_reply, g);
+    }
+}
+
+int range_monitor(range *r, int interval_ms)
+{
+    if (r->monitor_on || r->closing)
+        return -1;
+    if (uv_timer_init(r->loop, &r->monitor) < 0)
+        return -1;
+    r->monitor.data = r;
+    r->monitor_on = 1;
+    r->handles_open++;
+    monitor_tick(&r->monitor);
+    return uv_timer_start(&r->monitor, monitor_tick, (uint64_t)interval_ms,
+                          (uint64_t)interval_ms) < 0 ? -1 : 0;
+}
+
 static void on_hello(agentlink *l, const proto_msg *m, void *opaque)
 {
     range_guest *g = opaque;
@@ -1671,9 +1712,11 @@ void range_close(range *r, void (*closed)(void *opaque), void *opaque)
     virt_close(r->events);
     r->events = NULL;
     close_links(r);
-    if (r->handles_open == 2) {
+    if (r->handles_open >= 2) {
         uv_close((uv_handle_t *)&r->async, handle_closed);
         uv_close((uv_handle_t *)&r->timer, handle_closed);
+        if (r->monitor_on)
+            uv_close((uv_handle_t *)&r->monitor, handle_closed);
     } else if (r->links_open == 0) {
         r->closed = NULL;
         all_closed(c);

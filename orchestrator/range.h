@@ -75,6 +75,10 @@ int range_attach(range *r, int timeout_ms, range_done_cb done, void *opaque,
  * ready again, or on failure.  0, or -1 with `err`. */
 int range_team_rebuild(range *r, int team, range_done_cb done, void *opaque,
                        char *err, size_t errlen);
+/* Asks every ready guest's agent for its health every `interval_ms` (and
+ * now), so that status, DHCP addresses and guest health stay current
+ * while an exercise runs.  0 or -1. */
+int range_monitor(range *r, int interval_ms);
 /* Fails a running `up` (e.g. on Ctrl-C): everything is rolled back and the
  * done callback reports `why`. */
 void range_interrupt(range *r, const char *why);
