@@ -20,6 +20,23 @@ json.dump({"format": 1, "id": "benchone", "title": "bench: one guest", "level": 
                       "nics": [{"segment": "lan", "address": "198.18.1.10"}]}]},
           open(sys.argv[1], "w"))
 PY
+# The issue's shape: 4 teams x 3 hosts (router, server, workstation).
+python3 - "$TMP/three.json" <<'PY'
+import json, sys
+json.dump({"format": 1, "id": "benchthree", "title": "bench: three hosts", "level": "A",
+           "duration": "10m",
+           "segments": [{"name": "dmz", "cidr": "198.18.1.0/24", "role": "dmz"},
+                        {"name": "office", "cidr": "198.18.2.0/24", "role": "office"}],
+           "hosts": [
+               {"name": "fw", "role": "router", "memory": "128M",
+                "nics": [{"segment": "dmz", "address": "198.18.1.1"},
+                         {"segment": "office", "address": "198.18.2.1"}]},
+               {"name": "web", "role": "server", "memory": "128M", "gateway": "198.18.1.1",
+                "nics": [{"segment": "dmz", "address": "198.18.1.10"}]},
+               {"name": "pc", "role": "workstation", "memory": "128M", "gateway": "198.18.2.1",
+                "nics": [{"segment": "office", "address": "198.18.2.50"}]}]},
+          open(sys.argv[1], "w"))
+PY
 secs() { python3 -c 'import sys,time; print(f"{time.monotonic():.3f}")'; }
 
 t0=$(secs)
@@ -29,7 +46,7 @@ $CYRANGE down "$EX1" >/dev/null
 one=$(python3 -c "print(round($t1 - $t0, 2))")
 
 t0=$(secs)
-/usr/bin/time -f "%M" -o "$TMP/rss12" $CYRANGE up tests/integration/range3.json --name "$EX12" --teams 4 >"$TMP/up12.log" 2>&1 || {
+/usr/bin/time -f "%M" -o "$TMP/rss12" $CYRANGE up "$TMP/three.json" --name "$EX12" --teams 4 >"$TMP/up12.log" 2>&1 || {
     cat "$TMP/up12.log"; exit 1; }
 t1=$(secs)
 up=$(python3 -c "print(round($t1 - $t0, 2))")
