@@ -1,9 +1,9 @@
 #!/bin/sh
 # The main job (README.md): validate the shipped scenarios, show the plan,
-# bring up two teams of the targeted-mail scenario on real QEMU guests, show
-# their status and keep the range until Ctrl-C, then remove everything.
+# then play two teams of the targeted-mail scenario on real QEMU guests with
+# `cyrange run` until Ctrl-C, which removes everything.
 #
-# DEMO_SECONDS=N keeps the range N seconds instead of waiting for Ctrl-C.
+# DEMO_SECONDS=N stops the exercise after N seconds instead of Ctrl-C.
 set -eu
 cd "$(dirname "$0")/.."
 CYRANGE=./build/cyrange
@@ -20,32 +20,27 @@ echo
 # A previous demo that was killed hard may have left its range: remove it.
 $CYRANGE down "$EX" >/dev/null 2>&1 || true
 
-teardown() {
-    trap - EXIT INT TERM
-    echo
-    echo "== tearing down"
-    $CYRANGE down "$EX"
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
-echo "== bringing up two teams (real QEMU guests; about a minute under TCG)"
-$CYRANGE up "$SCN" --teams 2 --name "$EX"
-echo
-$CYRANGE status "$EX"
 cat <<TXT
+== bringing up two teams and playing the attack (about a minute to boot
+   under TCG, then the story unfolds at the scenario's speed)
 
-The range is up: every team has its own isolated copy of the network.
-Try, in another terminal:
+While it runs, try in another terminal:
+  $CYRANGE timeline $EX                            # every team's progress
+  $CYRANGE status $EX                              # guests and addresses
   $CYRANGE exec $EX --team 1 --host fw -- iptables -L -n -v
-  $CYRANGE exec $EX --team 1 --host pc1 -- ip addr          (address from the team's DHCP)
-  $CYRANGE probe $EX --team 1 --host pc1 198.18.1.25 25     (office PC -> mail server)
-  virsh console $EX-t01-mail                                (serial console; Ctrl-] leaves)
+  $CYRANGE exec $EX --team 1 --host pc1 -- ps     # look for the implant
+  $CYRANGE pause $EX --team 2                      # steer one team
+  tail -f /var/lib/cyrange/$EX/journal.jsonl       # the ground truth
+Ctrl-C stops the exercise and removes every guest and network.
+
 TXT
 if [ -n "${DEMO_SECONDS:-}" ]; then
-    echo "keeping the range for $DEMO_SECONDS s"
+    $CYRANGE run "$SCN" --teams 2 --name "$EX" &
+    pid=$!
+    trap 'kill -INT $pid 2>/dev/null' INT TERM
     sleep "$DEMO_SECONDS"
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid"
 else
-    echo "Press Ctrl-C to tear everything down."
-    while :; do sleep 3600; done
+    exec $CYRANGE run "$SCN" --teams 2 --name "$EX"
 fi
