@@ -6,7 +6,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libvirt libuv jansson libpcap sqlite3
+PKGS    := libvirt libuv jansson libpcap sqlite3 nettle
 CSTD    := -std=c11 -D_GNU_SOURCE
 # Truncated diagnostics are acceptable (buffers are bounded on purpose), so
 # -Wformat-truncation, which cannot tell, is off.

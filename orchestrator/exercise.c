@@ -2,12 +2,15 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "action_table.h"
 #include "addr.h"
 #include "agentlink.h"
+#include "community_id.h"
 #include "journal.h"
 #include "proto.h"
 #include "timeline.h"
@@ -25,6 +28,8 @@ typedef struct pending_step {
     team_ctx *t;
     int step;
     unsigned epoch;            /* the team's reset count when dispatched */
+    char actor_addr[20];
+    char target_addr[20];
 } pending_step;
 
 struct exercise {
@@ -129,6 +134,83 @@ static json_t *step_entry(exercise *x, int team, int step, const char *kind)
     return e;
 }
 
+/* Milliseconds since the epoch (agent clock, UTC) as ISO 8601. */
+static json_t *iso_ms(const json_t *v)
+{
+    char buf[40];
+    struct tm tm;
+    if (!json_is_number(v))
+        return NULL;
+    double ms = json_number_value(v);
+    time_t sec = (time_t)(ms / 1000);
+    gmtime_r(&sec, &tm);
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)((long long)ms % 1000));
+    return json_string(buf);
+}
+
+static void add_unique(json_t *arr, const char *v)
+{
+    size_t i;
+    json_t *e;
+    if (v == NULL || *v == '\0')
+        return;
+    json_array_foreach(arr, i, e)
+        if (strcmp(json_string_value(e), v) == 0)
+            return;
+    json_array_append_new(arr, json_string(v));
+}
+
+static void add_values(json_t *arr, const json_t *v)
+{
+    size_t i;
+    json_t *e;
+    if (json_is_string(v))
+        add_unique(arr, json_string_value(v));
+    json_array_foreach(v, i, e)
+        if (json_is_string(e))
+            add_unique(arr, json_string_value(e));
+}
+
+/* The indicators a team could report for this step: addresses, domains,
+ * URLs, paths, accounts and hashes, from the step's parameters, the agent's
+ * evidence and the flows. */
+static json_t *artefacts(const scn_step *st, const json_t *entry, const json_t *evidence)
+{
+    json_t *a = json_pack("{s:[], s:[], s:[], s:[], s:[], s:[]}", "ips", "domains",
+                          "urls", "paths", "accounts", "hashes");
+    size_t i;
+    json_t *f;
+    if (a == NULL)
+        return NULL;
+    json_t *ips = json_object_get(a, "ips");
+    add_values(ips, json_object_get(entry, "actor_addr"));
+    add_values(ips, json_object_get(entry, "target_addr"));
+    json_array_foreach(json_object_get(entry, "flows"), i, f) {
+        add_values(ips, json_object_get(f, "src"));
+        add_values(ips, json_object_get(f, "dst"));
+    }
+    static const char *const map[][2] = {
+        { "domain", "domains" }, { "url", "urls" }, { "link", "urls" },
+        { "path", "paths" }, { "source", "paths" }, { "files", "paths" },
+        { "mailbox", "accounts" }, { "user", "accounts" }, { "users", "accounts" },
+        { "account", "accounts" }, { "name", "accounts" }, { "sha256", "hashes" },
+        { "hashes", "hashes" },
+    };
+    for (size_t k = 0; k < sizeof(map) / sizeof(map[0]); k++) {
+        /* Persistence's "name" is an account only for kind=account. */
+        if (strcmp(map[k][0], "name") == 0 &&
+            !(strcmp(st->action, "persistence") == 0 &&
+              json_string_value(json_object_get(st->params, "kind")) &&
+              strcmp(json_string_value(json_object_get(st->params, "kind")), "account") == 0))
+            continue;
+        add_values(json_object_get(a, map[k][1]), json_object_get(st->params, map[k][0]));
+        add_values(json_object_get(a, map[k][1]), json_object_get(evidence, map[k][0]));
+    }
+    return a;
+}
+
 static void action_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
 {
     pending_step *ps = opaque;
@@ -139,6 +221,10 @@ static void action_reply(agentlink *l, const proto_msg *m, const char *why, void
     char detail[600];
     json_t *e = step_entry(x, t->team, ps->step, "step_result");
     (void)l;
+    if (e && ps->target_addr[0])
+        json_object_set_new(e, "target_addr", json_string(ps->target_addr));
+    if (e && ps->actor_addr[0])
+        json_object_set_new(e, "actor_addr", json_string(ps->actor_addr));
 
     if (m == NULL) {
         snprintf(detail, sizeof(detail), "no answer from the agent: %s", why);
@@ -151,13 +237,38 @@ static void action_reply(agentlink *l, const proto_msg *m, const char *why, void
         ok = out && strcmp(out, "succeeded") == 0;
         snprintf(detail, sizeof(detail), "%s",
                  json_string_value(json_object_get(b, "detail")) ?: (ok ? "done" : "failed"));
-        static const char *const keep[] = { "flows", "flows_total", "evidence",
-                                            "started_ms", "ended_ms", NULL };
+        static const char *const keep[] = { "flows", "flows_total", "evidence", NULL };
         for (const char *const *k = keep; *k; k++) {
             json_t *v = json_object_get(b, *k);
             if (v && e)
-                json_object_set(e, *k, v);
+                json_object_set_new(e, *k, json_deep_copy(v));
         }
+        json_t *t0 = iso_ms(json_object_get(b, "started_ms"));
+        json_t *t1 = iso_ms(json_object_get(b, "ended_ms"));
+        if (e && t0)
+            json_object_set_new(e, "started", t0);
+        else
+            json_decref(t0);
+        if (e && t1)
+            json_object_set_new(e, "ended", t1);
+        else
+            json_decref(t1);
+        /* Every flow with its Community ID (seed 0), as capture and team
+         * tools compute it. */
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_object_get(e, "flows"), i, f) {
+            char cid[COMMUNITY_ID_LEN];
+            if (community_id_from_strings(0, json_string_value(json_object_get(f, "src")),
+                    json_string_value(json_object_get(f, "dst")),
+                    json_string_value(json_object_get(f, "proto")),
+                    (int)json_integer_value(json_object_get(f, "sport")),
+                    (int)json_integer_value(json_object_get(f, "dport")), cid) == 0)
+                json_object_set_new(f, "community_id", json_string(cid));
+        }
+        if (e)
+            json_object_set_new(e, "artefacts",
+                                artefacts(st, e, json_object_get(b, "evidence")));
     }
     if (e) {
         json_object_set_new(e, "outcome", json_string(ok ? "succeeded" : "failed"));
@@ -207,6 +318,12 @@ static void on_run(timeline *tl, int step, void *opaque)
     int g = st->actor >= 0 ? range_guest_find(x->r, t->team, s->hosts[st->actor].name) : -1;
     agentlink *l = g >= 0 ? range_guest_link(x->r, (size_t)g) : NULL;
     json_t *e = step_entry(x, t->team, step, "step_start");
+    /* How late the step left its due time, in wall-clock milliseconds:
+     * the scheduling delay the benchmark measures to the first packet. */
+    int64_t due = timeline_step_due_ms(tl, step);
+    if (e && due >= 0)
+        json_object_set_new(e, "late_ms", json_real((double)(timeline_elapsed_ms(tl) - due) /
+                                                    s->speed));
     if (st->target >= 0 && host_address(x, t->team, st->actor, st->target, taddr,
                                         sizeof(taddr)) == 0 && e)
         json_object_set_new(e, "target_addr", json_string(taddr));
@@ -257,6 +374,8 @@ static void on_run(timeline *tl, int step, void *opaque)
     ps->t = t;
     ps->step = step;
     ps->epoch = x->epochs[t->team - 1];
+    snprintf(ps->actor_addr, sizeof(ps->actor_addr), "%s", aaddr);
+    snprintf(ps->target_addr, sizeof(ps->target_addr), "%s", taddr);
     if (agentlink_request(l, msg, deadline + ACTION_MARGIN_MS, action_reply, ps) < 0) {
         free(ps);
         timeline_step_result(tl, step, 0, "cannot send the action to the agent");
@@ -382,6 +501,21 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     if (x->dir == NULL || x->teams == NULL || x->epochs == NULL ||
         asprintf(&jpath, "%s/journal.jsonl", dir) < 0)
         goto oom;
+    /* A previous run's journal is kept under its start time: a record is
+     * never overwritten. */
+    {
+        struct stat st;
+        if (stat(jpath, &st) == 0) {
+            char *old = NULL;
+            struct tm tm;
+            gmtime_r(&st.st_mtime, &tm);
+            if (asprintf(&old, "%s/journal-%04d%02d%02dT%02d%02d%02dZ.jsonl", dir,
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                         tm.tm_min, tm.tm_sec) >= 0)
+                rename(jpath, old);
+            free(old);
+        }
+    }
     x->j = journal_open(jpath, err, errlen);
     free(jpath);
     if (x->j == NULL) {

@@ -1,5 +1,6 @@
 /* cyrange — command-line entry point.  Only this file decides what the user
  * sees: library modules report through diag lists and error buffers. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "control.h"
 #include "diag.h"
 #include "exercise.h"
+#include "journal.h"
 #include "plan.h"
 #include "range.h"
 #include "scenario.h"
@@ -54,6 +56,7 @@ static void usage(FILE *out)
 "                                   team's own clock (Ctrl-C stops and removes)\n"
 "  timeline EXERCISE [--team N] [--json]\n"
 "                                   every team's clock and steps\n"
+"  journal EXERCISE [--team N]      the ground-truth journal as JSON\n"
 "  start|pause|resume|reset EXERCISE [--team N]\n"
 "                                   steer a running exercise (reset: fresh\n"
 "                                   guests and the timeline from zero)\n"
@@ -454,14 +457,25 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
 {
     char err[512];
     char *dir = range_exercise_dir(state, p->exercise);
+    char *records = range_records_dir(state, p->exercise);
     char *sock = NULL;
     int rc = EXIT_INVALID;
 
-    if (dir == NULL || asprintf(&sock, "%s/control.sock", dir) < 0) {
+    if (dir == NULL || records == NULL || asprintf(&sock, "%s/control.sock", dir) < 0) {
         free(dir);
+        free(records);
         return EXIT_INVALID;
     }
-    c->x = exercise_new(c->loop, p, c->r, dir, seed, on_exercise_log, c, err, sizeof(err));
+    if (range_records_prepare(records) < 0) {
+        fprintf(stderr, "cyrange run: cannot create %s: %s\n", records, strerror(errno));
+        free(dir);
+        free(records);
+        free(sock);
+        return EXIT_INVALID;
+    }
+    printf("ground-truth journal: %s/journal.jsonl\n", records);
+    c->x = exercise_new(c->loop, p, c->r, records, seed, on_exercise_log, c, err,
+                        sizeof(err));
     if (c->x == NULL) {
         fprintf(stderr, "cyrange run: %s\n", err);
         goto cleanup;
@@ -870,6 +884,68 @@ static int cmd_timeline(int argc, char **argv)
         }
     }
     json_decref(reply);
+    return EXIT_OK;
+}
+
+/* cyrange journal EXERCISE [--team N]: the ground truth as one JSON
+ * document (entries of other teams are left out; exercise-wide entries
+ * stay). */
+static int cmd_journal(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "team", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int team = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        if (c == 't' && parse_teams(optarg, &team) == 0)
+            continue;
+        if (c == 'h') {
+            puts("usage: cyrange journal EXERCISE [--team N]\n\nExports the "
+                 "ground-truth journal (every step's start and result, flows with\n"
+                 "Community IDs, artefacts, injects, instructor actions) as JSON.\n"
+                 "It outlives the range: `down` keeps it.");
+            return EXIT_OK;
+        }
+        return EXIT_USAGE;
+    }
+    if (argc - optind != 1 || !plan_exercise_name_ok(argv[optind])) {
+        fputs("usage: cyrange journal EXERCISE [--team N]\n", stderr);
+        return EXIT_USAGE;
+    }
+    char *dir = range_records_dir(state_dir(), argv[optind]);
+    char *path = NULL;
+    if (dir == NULL || asprintf(&path, "%s/journal.jsonl", dir) < 0) {
+        free(dir);
+        return EXIT_INVALID;
+    }
+    json_t *all = journal_read(path);
+    if (all == NULL) {
+        fprintf(stderr, "cyrange journal: no journal for exercise '%s' (%s)\n",
+                argv[optind], path);
+        free(dir);
+        free(path);
+        return EXIT_INVALID;
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(all, i, e) {
+        json_t *t = json_object_get(e, "team");
+        if (team == 0 || !json_is_integer(t) || json_integer_value(t) == team)
+            json_array_append(out, e);
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:o}", "exercise", argv[optind], "journal", path,
+                            "entries", out);
+    if (team)
+        json_object_set_new(doc, "team", json_integer(team));
+    json_dumpf(doc, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(doc);
+    json_decref(all);
+    free(dir);
+    free(path);
     return EXIT_OK;
 }
 
@@ -1407,6 +1483,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "timeline") == 0)
         return cmd_timeline(argc - 1, argv + 1);
+    if (strcmp(cmd, "journal") == 0)
+        return cmd_journal(argc - 1, argv + 1);
     if (strcmp(cmd, "start") == 0)
         return cmd_steer(argc - 1, argv + 1, "start", 0);
     if (strcmp(cmd, "pause") == 0)

@@ -426,6 +426,22 @@ char *range_exercise_dir(const char *state_dir, const char *exercise)
     return d;
 }
 
+char *range_records_dir(const char *state_dir, const char *exercise)
+{
+    char *d = NULL;
+    if (asprintf(&d, "%s/records/%s", state_dir ? state_dir : RANGE_STATE_DIR,
+                 exercise) < 0)
+        return NULL;
+    return d;
+}
+
+static int mkdir_p(const char *path, mode_t mode);
+
+int range_records_prepare(const char *dir)
+{
+    return mkdir_p(dir, 0750);
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
     char tmp[4096];

@@ -102,6 +102,11 @@ int range_guest_find(const range *r, int team, const char *host);
 
 /* Paths of an exercise's state (malloc'd). */
 char *range_exercise_dir(const char *state_dir, const char *exercise);
+/* Where an exercise's records (the ground-truth journal) live: outside the
+ * range's own folder, so that `down` never removes them (malloc'd). */
+char *range_records_dir(const char *state_dir, const char *exercise);
+/* Creates that folder (and its parents).  0 or -1 (errno). */
+int range_records_prepare(const char *dir);
 
 /* Writes the exercise's state (scenario copy, teams, options) so that later
  * commands find the range.  0 or -1 with `err`. */

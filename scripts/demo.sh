@@ -30,7 +30,7 @@ While it runs, try in another terminal:
   $CYRANGE exec $EX --team 1 --host fw -- iptables -L -n -v
   $CYRANGE exec $EX --team 1 --host pc1 -- ps     # look for the implant
   $CYRANGE pause $EX --team 2                      # steer one team
-  tail -f /var/lib/cyrange/$EX/journal.jsonl       # the ground truth
+  tail -f /var/lib/cyrange/records/$EX/journal.jsonl   # the ground truth
 Ctrl-C stops the exercise and removes every guest and network.
 
 TXT

@@ -9,12 +9,12 @@ TMP=$(mktemp -d)
 EX="itl$$"
 SCN=tests/integration/play.json
 RUN_PID=""
-JOURNAL=/var/lib/cyrange/$EX/journal.jsonl
+JOURNAL=/var/lib/cyrange/records/$EX/journal.jsonl
 
 cleanup() {
     [ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null && wait "$RUN_PID" 2>/dev/null
     $CYRANGE down "$EX" >/dev/null 2>&1
-    rm -rf "$TMP"
+    rm -rf "$TMP" "/var/lib/cyrange/records/$EX"
 }
 trap cleanup EXIT INT TERM
 
@@ -124,5 +124,12 @@ RC=$?
 RUN_PID=""
 check "Ctrl-C stops the run cleanly (exit 0)" [ "$RC" -eq 0 ]
 check "the run removed its range" no_leftovers "$EX"
+check "the journal outlives the range" test -s "$JOURNAL"
+check "journal export per team holds only that team's steps" sh -c \
+    "$CYRANGE journal $EX --team 2 | python3 -c 'import json,sys; d=json.load(sys.stdin); t={e[\"team\"] for e in d[\"entries\"] if \"team\" in e}; sys.exit(0 if t=={2} else 1)'"
+check "journal: flows carry Community IDs" journal_has \
+    "e['kind'] == 'step_result' and all(f.get('community_id', '').startswith('1:') for f in e.get('flows', [])) and e.get('flows')"
+check "journal: agent-stamped start and end" journal_has \
+    "e['kind'] == 'step_result' and e.get('started', '').endswith('Z') and e.get('ended', '') >= e.get('started', '')"
 tail -25 "$TMP/run.log"
 finish
