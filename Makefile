@@ -18,7 +18,7 @@ CFLAGS  += $(CSTD) $(WARN) $(OPT) $(shell pkg-config --cflags $(PKGS)) \
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
 
 .PHONY: all deps check unit golden integration asan valgrind lint fuzz bench \
-        bench-range images demo clean help test
+        bench-range bench-timeline images demo clean help test
 
 all: $(BUILD)/cyrange
 
@@ -48,10 +48,13 @@ clean:
 
 # Benchmarks print their figures beside a reference run of the same
 # invocation; they are never timed tests.
-bench: bench-validate bench-range
+bench: bench-validate bench-range bench-timeline
 
 bench-range: all images
 	./bench/range-bench.sh
+
+bench-timeline: all images
+	./bench/timeline-bench.sh
 
 # cppcheck does not read system headers: jansson's iteration macros are
 # spelled out for it.
