@@ -82,8 +82,7 @@ def ts(s):
 # first SYN per (bridge team, dport)
 first = {}
 for f in glob.glob(os.path.join(tmp, "cy*.txt")):
-    team = int(os.path.basename(f).split("t")[1][:2]) if False else None
-    br = os.path.basename(f)[:-4]
+    br = os.path.basename(f)[:-4]     # cyXXXXXXtNNnS: hex has no "t"
     team = int(br[br.index("t", 2) + 1:br.index("t", 2) + 3])
     for line in open(f):
         parts = line.split()
