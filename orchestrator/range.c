@@ -901,6 +901,15 @@ cleanup:
     return rc;
 }
 
+/* Where a user base disk is installed for libvirt-qemu to read: one copy per
+ * scenario and file name, the backing file of every team's overlay. */
+static void user_disk_path(const range *r, const scn_host *h, char *buf, size_t len)
+{
+    const char *base = strrchr(h->image, '/');
+    snprintf(buf, len, "%s/images/user/%s-%s", r->state_dir, r->plan->scn->id,
+             base ? base + 1 : h->image);
+}
+
 /* Copies the kernel and the images the scenario uses to the state folder,
  * which libvirt-qemu can read (a clone under /root is not searchable). */
 static int install_images(range *r, char *err, size_t errlen)
@@ -928,9 +937,7 @@ static int install_images(range *r, char *err, size_t errlen)
         if (copy_file(a, b, err, errlen) < 0)
             return -1;
         if (h->image_kind == SCN_IMAGE_DISK) {
-            const char *base = strrchr(h->image, '/');
-            snprintf(b, sizeof(b), "%s/images/user/%s-%s", r->state_dir, s->id,
-                     base ? base + 1 : h->image);
+            user_disk_path(r, h, b, sizeof(b));
             if (copy_file(h->image, b, err, errlen) < 0)
                 return -1;
         }
@@ -1075,9 +1082,7 @@ static void up_work(uv_work_t *w)
         char *disk = NULL, *xml = NULL;
         if (g->volume) {
             char backing[4200];
-            const char *base = strrchr(h->image, '/');
-            snprintf(backing, sizeof(backing), "%s/images/user/%s-%s", r->state_dir,
-                     s->id, base ? base + 1 : h->image);
+            user_disk_path(r, h, backing, sizeof(backing));
             if (virt_volume_create_overlay(vc, RANGE_POOL, g->volume, backing, &ve) < 0 ||
                 (disk = virt_volume_path(vc, RANGE_POOL, g->volume, &ve)) == NULL) {
                 post(r, WM_FAIL, (int)gi, "%s: %s", g->domain, ve.msg);
@@ -1587,9 +1592,7 @@ static void rebuild_work(uv_work_t *w)
         if (g->volume) {
             const scn_host *h = &s->hosts[g->host];
             char backing[4200];
-            const char *base = strrchr(h->image, '/');
-            snprintf(backing, sizeof(backing), "%s/images/user/%s-%s", r->state_dir,
-                     s->id, base ? base + 1 : h->image);
+            user_disk_path(r, h, backing, sizeof(backing));
             if (virt_volume_remove(vc, RANGE_POOL, g->volume, &ve) < 0 ||
                 virt_volume_create_overlay(vc, RANGE_POOL, g->volume, backing, &ve) < 0) {
                 r->rebuild_failed = 1;
