@@ -1,6 +1,7 @@
 #include "action_table.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SEC  1000LL
@@ -239,4 +240,225 @@ int64_t action_ports_count(const char *s)
             return -1;
         s++;
     }
+}
+
+/* ---- value checks shared by the validator and the agent ---------------- */
+
+#define DURATION_MAX_MS (30LL * 24 * HOUR)
+
+static int duration_parse(const char *s, int64_t *ms)
+{
+    int64_t total = 0;
+    int last_rank = 6; /* units in decreasing order: d h m s ms */
+
+    if (*s == '\0')
+        return -1;
+    while (*s) {
+        int64_t v = 0, mult;
+        int digits = 0, rank;
+        while (isdigit((unsigned char)*s)) {
+            v = v * 10 + (*s - '0');
+            if (v > DURATION_MAX_MS)
+                return -1;
+            s++;
+            digits++;
+        }
+        if (digits == 0)
+            return -1;
+        if (strncmp(s, "ms", 2) == 0) {
+            mult = 1; rank = 1; s += 2;
+        } else if (*s == 's') {
+            mult = SEC; rank = 2; s++;
+        } else if (*s == 'm') {
+            mult = MIN; rank = 3; s++;
+        } else if (*s == 'h') {
+            mult = HOUR; rank = 4; s++;
+        } else if (*s == 'd') {
+            mult = 24 * HOUR; rank = 5; s++;
+        } else {
+            return -1;
+        }
+        if (rank >= last_rank)
+            return -1;
+        last_rank = rank;
+        total += v * mult;
+        if (total > DURATION_MAX_MS)
+            return -1;
+    }
+    *ms = total;
+    return 0;
+}
+
+int action_duration_value(const json_t *v, int64_t *ms)
+{
+    if (json_is_integer(v)) {
+        json_int_t sec = json_integer_value(v);
+        if (sec < 0)
+            return -1;
+        /* Larger than any bound: let the caller's range check report it. */
+        if (sec > DURATION_MAX_MS / SEC)
+            *ms = DURATION_MAX_MS + SEC;
+        else
+            *ms = (int64_t)sec * SEC;
+        return 0;
+    }
+    if (json_is_string(v))
+        return duration_parse(json_string_value(v), ms);
+    return -1;
+}
+
+static void format_ms(int64_t ms, char *buf, size_t len)
+{
+    if (ms % HOUR == 0 && ms >= HOUR)
+        snprintf(buf, len, "%lldh", (long long)(ms / HOUR));
+    else if (ms % MIN == 0 && ms >= MIN)
+        snprintf(buf, len, "%lldm", (long long)(ms / MIN));
+    else if (ms % SEC == 0)
+        snprintf(buf, len, "%llds", (long long)(ms / SEC));
+    else
+        snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+static int in_choices(const char *s, const char *const *choices)
+{
+    for (; *choices; choices++)
+        if (strcmp(s, *choices) == 0)
+            return 1;
+    return 0;
+}
+
+static void join_choices(const char *const *choices, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (; *choices && n < len; choices++) {
+        int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", *choices);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+int action_param_check(const action_param *p, const json_t *v, char *msg,
+                       size_t len)
+{
+    char a[32], b[32], all[256];
+    int64_t ms, cnt;
+    size_t i, n;
+
+    switch (p->type) {
+    case ACTION_P_STRING:
+        if (json_is_string(v) && json_string_length(v) > 0)
+            return 0;
+        snprintf(msg, len, "parameter '%s' must be a non-empty string (%s)",
+                 p->name, p->help);
+        return -1;
+    case ACTION_P_URLPATH:
+        if (json_is_string(v) && json_string_value(v)[0] == '/')
+            return 0;
+        snprintf(msg, len, "parameter '%s' must be a URL path starting with "
+                 "'/'", p->name);
+        return -1;
+    case ACTION_P_INT:
+        if (!json_is_integer(v)) {
+            snprintf(msg, len, "parameter '%s' must be an integer (%s)",
+                     p->name, p->help);
+            return -1;
+        }
+        if (json_integer_value(v) < p->min || json_integer_value(v) > p->max) {
+            snprintf(msg, len, "parameter '%s' must be between %lld and %lld, "
+                     "got %lld", p->name, (long long)p->min,
+                     (long long)p->max, (long long)json_integer_value(v));
+            return -1;
+        }
+        return 0;
+    case ACTION_P_BOOL:
+        if (json_is_boolean(v))
+            return 0;
+        snprintf(msg, len, "parameter '%s' must be true or false", p->name);
+        return -1;
+    case ACTION_P_DURATION:
+        if (action_duration_value(v, &ms) < 0) {
+            snprintf(msg, len, "parameter '%s' must be a duration such as "
+                     "\"30s\" or \"5m\"", p->name);
+            return -1;
+        }
+        if (ms < p->min || ms > p->max) {
+            format_ms(p->min, a, sizeof(a));
+            format_ms(p->max, b, sizeof(b));
+            snprintf(msg, len, "parameter '%s' must be between %s and %s",
+                     p->name, a, b);
+            return -1;
+        }
+        return 0;
+    case ACTION_P_ENUM:
+        if (json_is_string(v) && in_choices(json_string_value(v), p->choices))
+            return 0;
+        join_choices(p->choices, all, sizeof(all));
+        snprintf(msg, len, "parameter '%s' must be one of %s", p->name, all);
+        return -1;
+    case ACTION_P_STRLIST:
+        n = json_array_size(v);
+        if (json_is_array(v) && n >= 1 && (int64_t)n <= p->max) {
+            for (i = 0; i < n; i++) {
+                const json_t *e = json_array_get(v, i);
+                if (!json_is_string(e) || json_string_length(e) == 0)
+                    break;
+            }
+            if (i == n)
+                return 0;
+        }
+        snprintf(msg, len, "parameter '%s' must be an array of 1 to %lld "
+                 "non-empty strings", p->name, (long long)p->max);
+        return -1;
+    case ACTION_P_PORTS:
+        cnt = json_is_string(v) ? action_ports_count(json_string_value(v)) : -1;
+        if (cnt < 0) {
+            snprintf(msg, len, "parameter '%s' must be a port list such as "
+                     "\"22,80,8000-8100\"", p->name);
+            return -1;
+        }
+        if (cnt > p->max) {
+            snprintf(msg, len, "parameter '%s' names %lld ports, at most %lld "
+                     "are allowed", p->name, (long long)cnt, (long long)p->max);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(msg, len, "parameter '%s' has an unknown type", p->name);
+    return -1;
+}
+
+int action_params_check(const action_type *t, const json_t *params,
+                        char *msg, size_t len)
+{
+    const action_param *p = NULL;
+    const char *key = NULL;
+    json_t *v = NULL;
+
+    if (params != NULL && !json_is_object(params)) {
+        snprintf(msg, len, "params of %s must be an object", t->name);
+        return -1;
+    }
+    if (params != NULL) {
+        json_object_foreach((json_t *)params, key, v) {
+            p = action_param_find(t, key);
+            if (p == NULL) {
+                snprintf(msg, len, "unknown parameter '%s' for action %s", key,
+                         t->name);
+                return -1;
+            }
+            if (action_param_check(p, v, msg, len) < 0)
+                return -1;
+        }
+    }
+    for (p = t->params; p->name; p++) {
+        if (p->required && json_object_get(params, p->name) == NULL) {
+            snprintf(msg, len, "action %s needs parameter '%s' (%s)", t->name,
+                     p->name, p->help);
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 typedef enum action_ptype {
     ACTION_P_STRING,   /* non-empty string */
     ACTION_P_INT,      /* integer within [min, max] */
@@ -56,5 +58,24 @@ const action_type *action_find(const char *name);
 const action_param *action_param_find(const action_type *t, const char *name);
 /* Counts the ports in a port spec; -1 when malformed. */
 int64_t action_ports_count(const char *spec);
+
+/* A duration value as scenarios write it: a non-negative integer number of
+ * seconds, or a string such as "250ms", "90s", "5m", "1h30m", "2d" (units
+ * in decreasing order).  Returns 0 with *ms, or -1 when malformed.  Values
+ * beyond 30 days come back as 30 days + 1 s so that a bounds check rejects
+ * them. */
+int action_duration_value(const json_t *v, int64_t *ms);
+
+/* Checks one parameter value against its table entry, by the same rules as
+ * the scenario validator.  Returns 0, or -1 with one line in msg naming the
+ * parameter and what was expected. */
+int action_param_check(const action_param *p, const json_t *v, char *msg,
+                       size_t len);
+
+/* Checks a params object (NULL: none given) against type t: every member
+ * known and valid, every required parameter present.  Returns 0, or -1 with
+ * the first problem in msg. */
+int action_params_check(const action_type *t, const json_t *params,
+                        char *msg, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
  * listens: probes only connect out, inside 198.18.0.0/15.
  */
 #include "agent.h"
+#include "agent_action.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -496,6 +497,135 @@ static void handle_exec(agent *a, const proto_msg *m)
         agent_reply_error(a, 1, m->id, "exec: %s", err);
 }
 
+/* An action request runs as `cyrange-agent --run-action` (agent_action.c);
+ * this is what its job remembers. */
+typedef struct action_run {
+    char step[72];
+    int timeout_ms;
+    int stopped; /* killed by an action_stop */
+} action_run;
+
+static void action_done(agent *a, agent_job *job)
+{
+    action_run *run = job->arg;
+    json_t *reply = NULL;
+
+    reply = act_reply_build(job->tag, job->buf[1], job->len[1], job->buf[2],
+                            job->len[2], job->status, job->timed_out,
+                            run ? run->timeout_ms : 0, run ? run->stopped : 0);
+    if (reply == NULL)
+        reply = proto_build_reply(1, job->tag, 0, "action: out of memory",
+                                  NULL);
+    agent_log("action %s (request %lld) ended", run ? run->step : "?",
+              job->tag);
+    agent_send_gen(a, job->gen, reply);
+    free(run);
+    job->arg = NULL;
+}
+
+static void handle_action(agent *a, const proto_msg *m)
+{
+    static const char *const argv[] = {"/proc/self/exe", "--run-action", NULL};
+    agent_job_spec spec;
+    action_run *run = NULL;
+    json_t *in = NULL;
+    char err[512], *input = NULL;
+    act_req q;
+
+    if (act_req_parse(m->root, &q, err, sizeof(err)) < 0) {
+        agent_reply_error(a, 1, m->id, "%s", err);
+        return;
+    }
+    run = calloc(1, sizeof(*run));
+    in = json_copy(m->root);
+    if (run == NULL || in == NULL) {
+        agent_reply_error(a, 1, m->id, "action: out of memory");
+        goto cleanup;
+    }
+    snprintf(run->step, sizeof(run->step), "%s", q.step);
+    run->timeout_ms = act_timeout_ms(&q);
+    /* The child gets our --root and the deadline it will be killed at. */
+    if (a->opts.root[0] != '\0')
+        json_object_set_new(in, "root", json_string(a->opts.root));
+    json_object_set_new(in, "deadline_ms", json_integer(run->timeout_ms));
+    input = json_dumps(in, JSON_COMPACT);
+    if (input == NULL) {
+        agent_reply_error(a, 1, m->id, "action: out of memory");
+        goto cleanup;
+    }
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = argv;
+    spec.stdin_data = input;
+    spec.stdin_len = strlen(input);
+    spec.timeout_ms = run->timeout_ms;
+    /* Enough for 64 flows and the evidence lists, which are capped. */
+    spec.max_output = 256u * 1024u;
+    spec.done = action_done;
+    spec.arg = run;
+    spec.tag = m->id;
+    spec.gen = a->chan.gen;
+    if (agent_job_start(a, &spec, err, sizeof(err)) < 0) {
+        agent_reply_error(a, 1, m->id, "action: %s", err);
+        goto cleanup;
+    }
+    agent_log("action %s: %s (request %lld, up to %d ms)", q.step, q.action,
+              m->id, run->timeout_ms);
+    run = NULL;
+
+cleanup:
+    free(run);
+    free(input);
+    json_decref(in);
+}
+
+static void handle_action_stop(agent *a, const proto_msg *m)
+{
+    const json_t *v = json_object_get(m->root, "step");
+    const char *step = NULL;
+    agent_job *j = NULL;
+    json_t *reply = NULL;
+    int stopped;
+
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            agent_reply_error(a, 1, m->id, "field \"step\" must be a string");
+            return;
+        }
+        step = json_string_value(v);
+    }
+    /* Background daemons (implants) by their pid files ... */
+    stopped = act_stop(a->opts.root, step);
+    /* ... and actions still running for the step (a flood, a scan). */
+    for (j = a->jobs; j != NULL; j = j->next) {
+        action_run *run = j->arg;
+        if (j->done != action_done || run == NULL || j->exited || run->stopped ||
+            (step != NULL && strcmp(run->step, step) != 0))
+            continue;
+        if (kill(-j->pid, SIGKILL) < 0)
+            kill(j->pid, SIGKILL);
+        run->stopped = 1;
+        stopped++;
+    }
+    agent_log("action_stop %s: %d stopped", step ? step : "(all)", stopped);
+    reply = proto_build_reply(1, m->id, 1, NULL, NULL);
+    if (reply != NULL)
+        json_object_set_new(reply, "stopped", json_integer(stopped));
+    agent_send(a, reply);
+}
+
+/* Action jobs' records, before the jobs themselves are dropped at exit. */
+static void actions_free(agent *a)
+{
+    agent_job *j = NULL;
+
+    for (j = a->jobs; j != NULL; j = j->next) {
+        if (j->done == action_done) {
+            free(j->arg);
+            j->arg = NULL;
+        }
+    }
+}
+
 static void dispatch(agent *a, const char *line, size_t len)
 {
     proto_msg m;
@@ -526,6 +656,15 @@ static void dispatch(agent *a, const char *line, size_t len)
         break;
     case PROTO_T_CONFIG:
         agent_config_start(a, &m);
+        break;
+    case PROTO_T_UNKNOWN:
+        /* Request types proto does not parse itself. */
+        if (strcmp(m.t, "action") == 0)
+            handle_action(a, &m);
+        else if (strcmp(m.t, "action_stop") == 0)
+            handle_action_stop(a, &m);
+        else
+            agent_reply_error(a, 1, m.id, "unknown request");
         break;
     case PROTO_T_HELLO:
     case PROTO_T_REPLY:
@@ -666,7 +805,11 @@ static void usage(FILE *f)
         "                  of making them; env CYRANGE_AGENT_DRY_NET=1\n"
         "  --cmdline FILE  read cyrange.* identity from FILE (/proc/cmdline)\n"
         "  --exercise, --team, --host  identity overrides; env\n"
-        "                  CYRANGE_EXERCISE, CYRANGE_TEAM, CYRANGE_HOST\n");
+        "                  CYRANGE_EXERCISE, CYRANGE_TEAM, CYRANGE_HOST\n"
+        "\n"
+        "Internal modes (the agent runs itself so): --run-action reads one\n"
+        "action request on stdin and prints its result; --implant … is the\n"
+        "beaconing implant (agents/agent_action.h).\n");
 }
 
 static int parse_team(const char *s, int *out)
@@ -835,6 +978,11 @@ int main(int argc, char **argv)
     char marker[PATH_MAX];
     int rc = 1;
 
+    /* The same binary is the action runner and the implant. */
+    if (argc >= 2 && strcmp(argv[1], "--run-action") == 0)
+        return agent_run_action_main();
+    if (argc >= 2 && strcmp(argv[1], "--implant") == 0)
+        return agent_implant_main(argc - 2, argv + 2);
     memset(&a, 0, sizeof(a));
     a.sigfd = -1;
     a.chan.rfd = a.chan.wfd = -1;
@@ -881,6 +1029,7 @@ int main(int argc, char **argv)
     rc = 0;
 
 cleanup:
+    actions_free(&a);
     agent_job_kill_all(&a);
     agent_probe_free_all(&a);
     agent_config_free(a.config);

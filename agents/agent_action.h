@@ -16,7 +16,9 @@
 #define CYRANGE_AGENT_ACTION_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "action_table.h"
 
@@ -77,7 +79,69 @@ int act_impact_deface(const act_req *q, act_result *r);
 /* The `--run-action` entry point (agent_action.c): returns the exit code. */
 int agent_run_action_main(void);
 /* The `--implant` entry point (agent_act_net.c): the long-running implant
- * process that beacons; argv as given after --implant. */
+ * process that beacons; argv as given after --implant:
+ *   --step S --channel http|dns --c2 ADDR [--port N] [--domain D]
+ *   [--proxy ADDR:PORT] --interval MS [--jitter MS] [--count N]
+ *   [--duration MS] [--seed N] [--root DIR] [--id NAME]
+ * It writes ACT_RUN_DIR/implant-S.pid ("PID STARTTIME") and, after every
+ * beacon, ACT_RUN_DIR/implant-S.status (one JSON object), and stops after
+ * count beacons, duration, or 8 h, whichever comes first. */
 int agent_implant_main(int argc, char **argv);
+
+/* ---- helpers for the act_* functions (agent_action.c) ----------------- */
+
+/* Parameter values (already checked against the table) with defaults. */
+long long act_param_int(const act_req *q, const char *name, long long dflt);
+long long act_param_ms(const act_req *q, const char *name, long long dflt);
+const char *act_param_str(const act_req *q, const char *name,
+                          const char *dflt);
+int act_param_bool(const act_req *q, const char *name, int dflt);
+/* q->root + abs into out.  Returns 0, or -1 when too long. */
+int act_path(const act_req *q, const char *abs, char *out, size_t len);
+/* Monotonic and wall-clock milliseconds. */
+long long act_now_ms(void);
+long long act_wall_ms(void);
+/* Monotonic time by which an action started now must have wrapped up (a
+ * margin before the parent's SIGKILL at q->deadline_ms). */
+long long act_stop_at(const act_req *q);
+/* Sets r->detail. */
+void act_detail(act_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Records background work of a step (a daemon in its own session) as
+ * ACT_RUN_DIR/KIND-STEP.pid, KIND "implant" or "bg", so that action_stop
+ * finds it.  Returns 0 or -1. */
+int act_pidfile_write(const char *root, const char *kind, const char *step,
+                      pid_t pid);
+
+/* ---- the dispatcher (agent_action.c; agent.c and the tests use it) ---- */
+
+/* Checks an {"t":"action"} request (type, params by action_table, every
+ * address inside 198.18.0.0/15, proxy and URL hosts too) and fills q with
+ * pointers BORROWED from req.  Returns 0, or -1 with the reason in err. */
+int act_req_parse(const json_t *req, act_req *q, char *err, size_t errlen);
+/* The runner of an action in this build, or NULL. */
+act_fn act_lookup(const char *action);
+/* The longest an action may take, derived from its parameter bounds, and
+ * the child's deadline: that, or the request's deadline_ms when shorter. */
+long long act_max_ms(const act_req *q);
+int act_timeout_ms(const act_req *q);
+/* Runs q in this process (the child's work; tests call it directly). */
+int act_run(const act_req *q, act_result *r);
+void act_result_init(act_result *r);
+void act_result_clear(act_result *r);
+/* The child's output object (new reference): outcome, detail, flows,
+ * flows_total, evidence, started_ms, ended_ms; {"error":…} when rc < 0. */
+json_t *act_result_json(const act_result *r, int rc, long long started_ms,
+                        long long ended_ms);
+/* The reply to request id from a finished child: its stdout (the result
+ * object), stderr, wait status, and whether the parent killed it at the
+ * deadline (timeout_ms) or for an action_stop.  New reference. */
+json_t *act_reply_build(long long id, const char *out, size_t out_len,
+                        const char *errout, size_t err_len, int wstatus,
+                        int timed_out, int timeout_ms, int stopped);
+/* Kills the background work recorded in root + ACT_RUN_DIR for step (NULL:
+ * every step) and removes its pid files.  Returns how many processes were
+ * stopped. */
+int act_stop(const char *root, const char *step);
 
 #endif
