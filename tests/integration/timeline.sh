@@ -117,6 +117,10 @@ check "journal: scan flows recorded as 5-tuples" journal_has \
     "e['kind'] == 'step_result' and e['step'] == 'scan' and any(f['dst'] == '198.18.1.10' and f['dport'] == 80 for f in e.get('flows', []))"
 check "journal: the scan found the open ports" journal_has \
     "e['kind'] == 'step_result' and e['step'] == 'scan' and e['outcome'] == 'succeeded' and 80 in e['evidence'].get('open', [])"
+check "journal: the SQL injection through the firewall succeeded" journal_has \
+    "e['kind'] == 'step_result' and e['step'] == 'sqli' and e['outcome'] == 'succeeded'"
+check "journal: the firewall's unpublished ssh port was not open to the internet" journal_has \
+    "e['kind'] == 'step_result' and e['step'] == 'scan' and 22 not in e['evidence'].get('open', [])"
 
 kill -INT "$RUN_PID"
 wait "$RUN_PID"
