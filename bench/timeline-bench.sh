@@ -95,10 +95,10 @@ for f in glob.glob(os.path.join(tmp, "cy*.txt")):
 delays = []
 for line in open(journal):
     e = json.loads(line)
-    if e.get("kind") != "step_start" or "late_ms" not in e:
+    if e.get("kind") != "step_start" or "scheduled_ms" not in e:
         continue
     port = 20000 + int(e["step"][1:])
-    sched = ts(e["ts"]) - e["late_ms"] / 1000.0
+    sched = e["scheduled_ms"] / 1000.0
     if (e["team"], port) in first:
         delays.append((first[(e["team"], port)] - sched) * 1000)
 ref = []

@@ -321,20 +321,23 @@ static void on_run(timeline *tl, int step, void *opaque)
     /* How late the step left its due time, in wall-clock milliseconds:
      * the scheduling delay the benchmark measures to the first packet. */
     int64_t due = timeline_step_due_ms(tl, step);
-    if (e && due >= 0)
-        json_object_set_new(e, "late_ms", json_real((double)(timeline_elapsed_ms(tl) - due) /
-                                                    s->speed));
+    if (e && due >= 0) {
+        double late = (double)(timeline_elapsed_ms(tl) - due) / s->speed;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        json_t *at = json_real((double)now.tv_sec * 1000.0 + now.tv_nsec / 1e6 - late);
+        json_object_set_new(e, "late_ms", json_real(late));
+        json_object_set_new(e, "scheduled", iso_ms(at));
+        json_object_set_new(e, "scheduled_ms", at);
+    }
     if (st->target >= 0 && host_address(x, t->team, st->actor, st->target, taddr,
                                         sizeof(taddr)) == 0 && e)
         json_object_set_new(e, "target_addr", json_string(taddr));
     if (st->actor >= 0 && host_address(x, t->team, st->target, st->actor, aaddr,
                                        sizeof(aaddr)) == 0 && e)
         json_object_set_new(e, "actor_addr", json_string(aaddr));
-    jwrite(x, e);
-    xlog(x, t->team, "%s: %s %s%s%s", st->id, st->action,
-         st->actor >= 0 ? s->hosts[st->actor].name : "",
-         st->target >= 0 ? " -> " : "", st->target >= 0 ? s->hosts[st->target].name : "");
     if (l == NULL || !agentlink_connected(l)) {
+        jwrite(x, e);
         char why[128];
         snprintf(why, sizeof(why), "the agent of %s is not connected",
                  st->actor >= 0 ? s->hosts[st->actor].name : "?");
@@ -368,6 +371,7 @@ static void on_run(timeline *tl, int step, void *opaque)
     if (ps == NULL || msg == NULL) {
         free(ps);
         json_decref(msg);
+        jwrite(x, e);
         timeline_step_result(tl, step, 0, "out of memory");
         return;
     }
@@ -376,10 +380,19 @@ static void on_run(timeline *tl, int step, void *opaque)
     ps->epoch = x->epochs[t->team - 1];
     snprintf(ps->actor_addr, sizeof(ps->actor_addr), "%s", aaddr);
     snprintf(ps->target_addr, sizeof(ps->target_addr), "%s", taddr);
+    /* The action leaves first, the journal line (fsync'd) right after: the
+     * step's first packet should not wait for the host's disk.  The result
+     * line, which needs the start line, comes back much later. */
     if (agentlink_request(l, msg, deadline + ACTION_MARGIN_MS, action_reply, ps) < 0) {
         free(ps);
+        jwrite(x, e);
         timeline_step_result(tl, step, 0, "cannot send the action to the agent");
+        return;
     }
+    jwrite(x, e);
+    xlog(x, t->team, "%s: %s %s%s%s", st->id, st->action,
+         st->actor >= 0 ? s->hosts[st->actor].name : "",
+         st->target >= 0 ? " -> " : "", st->target >= 0 ? s->hosts[st->target].name : "");
 }
 
 typedef struct cond_ctx {
