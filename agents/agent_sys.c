@@ -193,7 +193,7 @@ int agent_sys_identity(agent *a, const char *cmdline_path)
 
 json_t *agent_sys_hello(agent *a, proto_err *err)
 {
-    static const char *caps[] = {"config", "health", "probe", "exec"};
+    static const char *caps[] = {"config", "health", "probe", "exec", "action"};
     agent_net_if *ifs = NULL;
     proto_iface *pifs = NULL;
     proto_hello h;

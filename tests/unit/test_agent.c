@@ -485,8 +485,9 @@ static void test_hello_on_connect(void **state)
     assert_string_equal(m.u.hello.exercise, "ex-test");
     assert_int_equal(m.u.hello.team, 7);
     assert_string_equal(m.u.hello.host, "web");
-    assert_int_equal(m.u.hello.ncaps, 4);
+    assert_int_equal(m.u.hello.ncaps, 5);
     assert_true(jarray_has(&m, "caps", "exec"));
+    assert_true(jarray_has(&m, "caps", "action"));
     if (g.netns) {
         size_t i;
         int seen = 0;
