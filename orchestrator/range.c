@@ -366,6 +366,52 @@ json_t *range_agent_config(const plan *p, int t, int hi)
     env_set(env, "CYR_DOMAIN", "%s", s->domain);
     env_set(env, "CYR_DHCP_SERVE", "%s", dhcp_serve ? dhcp_serve : "");
     env_set(env, "CYR_HOSTS", "%s", hosts ? hosts : "");
+    /* The C2's DNS answers the domains the attack's steps aim at it. */
+    {
+        char *c2dom = NULL;
+        for (size_t i = 0; i < s->n_steps; i++) {
+            const char *d = json_string_value(json_object_get(s->steps[i].params, "domain"));
+            if (d && s->steps[i].target == hi && (c2dom == NULL || !strstr(c2dom, d)))
+                str_append(&c2dom, "%s", d);
+        }
+        if (c2dom)
+            env_set(env, "CYR_C2_DOMAIN", "%s", c2dom);
+        free(c2dom);
+    }
+    /* The users' mail client: the organisation's mail server (a host with
+     * "smtp" that is not on the internet) and each user's saved password. */
+    if (strcmp(h->role, "workstation") == 0) {
+        int mail = -1;
+        for (int pass = 0; pass < 2 && mail < 0; pass++)
+            for (size_t i = 0; i < s->n_hosts && mail < 0; i++) {
+                int external = 0;
+                if (!find_service(&s->hosts[i], "smtp") || (int)i == hi)
+                    continue;
+                for (size_t k = 0; k < s->hosts[i].n_nics; k++)
+                    external |= strcmp(s->segments[s->hosts[i].nics[k].segment].role,
+                                       "internet") == 0;
+                if (pass == 1 || !external)
+                    mail = (int)i;
+            }
+        if (mail >= 0) {
+            env_set(env, "CYR_MAIL_SERVER", "%s",
+                    addr_format(host_addr(s, mail, -1), ab, sizeof(ab)));
+            for (size_t k = 0; k < h->n_accounts; k++) {
+                const scn_account *a = &h->accounts[k];
+                const char *pw = a->password;
+                for (size_t q = 0; q < s->hosts[mail].n_accounts; q++)
+                    if (strcmp(s->hosts[mail].accounts[q].name, a->name) == 0)
+                        pw = s->hosts[mail].accounts[q].password;
+                char key[80];
+                size_t n = (size_t)snprintf(key, sizeof(key), "CYR_MAIL_PASS_%s", a->name);
+                for (size_t c = strlen("CYR_MAIL_PASS_"); c < n && c < sizeof(key); c++)
+                    if (!((key[c] >= 'a' && key[c] <= 'z') || (key[c] >= 'A' && key[c] <= 'Z') ||
+                          (key[c] >= '0' && key[c] <= '9')))
+                        key[c] = '_';
+                env_set(env, key, "%s", pw);
+            }
+        }
+    }
     /* Workstations' forward proxy: a host offering "proxy" on one of this
      * host's segments. */
     for (size_t i = 0; i < s->n_hosts; i++) {

@@ -193,11 +193,16 @@ static void test_agent_config(void **state)
     assert_string_equal(json_string_value(json_object_get(if0, "mac")),
                         f->p->teams[1].hosts[pc].nics[0].mac);
     assert_string_equal(env_get(c, "CYR_PROXY"), "198.18.2.1:3128");
+    /* The user's mail client reads from the organisation's mail server. */
+    assert_string_equal(env_get(c, "CYR_MAIL_SERVER"), "198.18.1.25");
+    assert_string_equal(env_get(c, "CYR_MAIL_PASS_hanako"), "Spring2026!");
     assert_string_equal(env_get(c, "CYR_IF_eth0_ADDR"), "dhcp");
     json_decref(c);
 
     c = range_agent_config(f->p, 0, at);
     assert_string_equal(json_string_value(json_object_get(c, "gateway")), "198.18.0.1");
+    /* The C2's DNS answers the beacon's domain. */
+    assert_string_equal(env_get(c, "CYR_C2_DOMAIN"), "update.exarnple.test");
     json_decref(c);
 }
 
