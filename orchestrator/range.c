@@ -378,6 +378,28 @@ json_t *range_agent_config(const plan *p, int t, int hi)
             env_set(env, "CYR_C2_DOMAIN", "%s", c2dom);
         free(c2dom);
     }
+    /* The forward proxy lets the office reach the simulated internet: its
+     * hosts' addresses and the domains the scenario's steps use.  Teams
+     * contain a C2 by blocking it there (tinyproxy's filter) or at the
+     * firewall. */
+    if (find_service(h, "proxy")) {
+        char *allow = NULL;
+        for (size_t i = 0; i < s->n_hosts; i++)
+            for (size_t k = 0; k < s->hosts[i].n_nics; k++) {
+                const scn_nic *n = &s->hosts[i].nics[k];
+                if (!n->dhcp && strcmp(s->segments[n->segment].role, "internet") == 0 &&
+                    (int)i != hi)
+                    str_append(&allow, "%s", addr_format(n->addr, ab, sizeof(ab)));
+            }
+        for (size_t i = 0; i < s->n_steps; i++) {
+            const char *d = json_string_value(json_object_get(s->steps[i].params, "domain"));
+            if (d && (allow == NULL || !strstr(allow, d)))
+                str_append(&allow, "%s", d);
+        }
+        if (allow)
+            env_set(env, "CYR_PROXY_ALLOW", "%s", allow);
+        free(allow);
+    }
     /* The users' mail client: the organisation's mail server (a host with
      * "smtp" that is not on the internet) and each user's saved password. */
     if (strcmp(h->role, "workstation") == 0) {

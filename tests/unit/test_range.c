@@ -180,6 +180,8 @@ static void test_agent_config(void **state)
     assert_string_equal(env_get(c, "CYR_DNS"), "198.18.1.25");
     assert_string_equal(env_get(c, "CYR_SERVICES"), "proxy dhcp ssh");
     assert_string_equal(env_get(c, "CYR_IF_eth0_ROLE"), "internet");
+    /* The proxy lets the office out to the simulated internet. */
+    assert_string_equal(env_get(c, "CYR_PROXY_ALLOW"), "198.18.0.66 update.exarnple.test");
     json_t *acc = json_array_get(json_object_get(c, "accounts"), 0);
     assert_string_equal(json_string_value(json_object_get(acc, "name")), "netadmin");
     json_t *groups = json_object_get(acc, "groups");
