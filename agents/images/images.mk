@@ -22,7 +22,8 @@ IMG_AGENT  ?= $(BUILD)/cyrange-agent
 IMG_ROLES  := router server workstation attacker
 
 IMG_ROLE_IMAGES := $(IMG_ROLES:%=$(IMG_OUT)/%.cpio.gz)
-IMG_TOOLS  := $(IMG_WORK)/tools/mini-smtpd $(IMG_WORK)/tools/mini-ftpd
+IMG_TOOLS  := $(IMG_WORK)/tools/mini-smtpd $(IMG_WORK)/tools/mini-ftpd \
+              $(IMG_WORK)/tools/mini-c2d
 IMG_ALL    := $(IMG_OUT)/vmlinuz $(IMG_ROLE_IMAGES) $(IMG_OUT)/disk-boot.cpio.gz \
               $(IMG_OUT)/base-test.qcow2 $(IMG_OUT)/images.json
 
@@ -62,6 +63,11 @@ $(IMG_WORK)/tools/mini-ftpd: $(IMG_SRC)/ftpd/mini-ftpd.c $(IMG_SRC)/common/imgau
 	@mkdir -p $(@D)
 	@test -f "$$($(CC) -print-file-name=libcrypt.a)" || { echo "images: libcrypt.a missing: install the Debian package 'libcrypt-dev'" >&2; exit 1; }
 	$(CC) $(IMG_CFLAGS) -static -o $@ $(filter %.c,$^) -lcrypt
+
+# The attacker's HTTP C2 listener (beacons, uploads, tools): no libraries.
+$(IMG_WORK)/tools/mini-c2d: $(IMG_SRC)/c2d/mini-c2d.c
+	@mkdir -p $(@D)
+	$(CC) $(IMG_CFLAGS) -static -o $@ $<
 
 # One rule per role: its overlay's files are its inputs.
 define IMG_ROLE_RULE

@@ -30,17 +30,21 @@ json_list() {
     printf ']'
 }
 
-# service_obj NAME: what a service is, where it listens, where it logs.
+# service_obj ROLE NAME: what a service is, where it listens, where it logs,
+# its pid file (start-services writes one per service).
 service_obj() {
-    case $1 in
-    ssh) printf '{"name": "ssh", "ports": ["22/tcp"], "daemon": "dropbear", "log": "/var/log/sshd.log"}' ;;
-    http) printf '{"name": "http", "ports": ["80/tcp"], "daemon": "busybox httpd", "log": "/var/log/httpd.log"}' ;;
-    smtp) printf '{"name": "smtp", "ports": ["25/tcp"], "daemon": "mini-smtpd", "log": "/var/log/mail.log"}' ;;
-    dns) printf '{"name": "dns", "ports": ["53/udp", "53/tcp"], "daemon": "dnsmasq", "log": "/var/log/dnsmasq.log"}' ;;
-    ftp) printf '{"name": "ftp", "ports": ["21/tcp", "30000-30099/tcp"], "daemon": "mini-ftpd", "log": "/var/log/ftp.log"}' ;;
-    dhcp) printf '{"name": "dhcp", "ports": ["67/udp"], "daemon": "dnsmasq", "log": "/var/log/dnsmasq.log"}' ;;
-    proxy) printf '{"name": "proxy", "ports": ["3128/tcp"], "daemon": "tinyproxy", "log": "/var/log/proxy.log"}' ;;
-    *) printf '{"name": "%s"}' "$1" ;;
+    _pf=", \"pidfile\": \"/run/cyrange/services/$2.pid\""
+    case $1:$2 in
+    attacker:http) printf '{"name": "http", "ports": ["80/tcp"], "daemon": "mini-c2d", "log": "/var/log/c2-http.log", "beacons": "/var/log/c2-beacons.log"%s}' "$_pf" ;;
+    attacker:dns) printf '{"name": "dns", "ports": ["53/udp", "53/tcp"], "daemon": "dnsmasq", "log": "/var/log/c2-dns.log"%s}' "$_pf" ;;
+    *:ssh) printf '{"name": "ssh", "ports": ["22/tcp"], "daemon": "dropbear", "log": "/var/log/sshd.log"%s}' "$_pf" ;;
+    *:http) printf '{"name": "http", "ports": ["80/tcp"], "daemon": "busybox httpd", "log": "/var/log/httpd.log"%s}' "$_pf" ;;
+    *:smtp) printf '{"name": "smtp", "ports": ["25/tcp"], "daemon": "mini-smtpd", "log": "/var/log/mail.log"%s}' "$_pf" ;;
+    *:dns) printf '{"name": "dns", "ports": ["53/udp", "53/tcp"], "daemon": "dnsmasq", "log": "/var/log/dnsmasq.log"%s}' "$_pf" ;;
+    *:ftp) printf '{"name": "ftp", "ports": ["21/tcp", "30000-30099/tcp"], "daemon": "mini-ftpd", "log": "/var/log/ftp.log"%s}' "$_pf" ;;
+    *:dhcp) printf '{"name": "dhcp", "ports": ["67/udp"], "daemon": "dnsmasq", "log": "/var/log/dnsmasq.log"%s}' "$_pf" ;;
+    *:proxy) printf '{"name": "proxy", "ports": ["3128/tcp"], "daemon": "tinyproxy", "log": "/var/log/proxy.log"%s}' "$_pf" ;;
+    *) printf '{"name": "%s"%s}' "$2" "$_pf" ;;
     esac
 }
 
@@ -50,7 +54,7 @@ offered() {
     router) echo "ssh dhcp proxy dns" ;;
     server) echo "ssh http smtp dns ftp dhcp" ;;
     workstation) echo "ssh" ;;
-    attacker) echo "ssh http" ;;
+    attacker) echo "ssh http dns" ;;
     esac
 }
 
@@ -58,7 +62,7 @@ offered() {
 tools() {
     _r=$work/rootfs/$1
     for _t in busybox ip tcpdump iptables dropbear dbclient dnsmasq tinyproxy sqlite3 \
-        mini-smtpd mini-ftpd nc wget httpd udhcpc browse readmail sendmail-nc; do
+        mini-smtpd mini-ftpd mini-c2d crond nc wget httpd udhcpc browse readmail sendmail-nc; do
         for _d in usr/sbin usr/bin usr/local/bin; do
             if [ -e "$_r/$_d/$_t" ] || [ -L "$_r/$_d/$_t" ]; then
                 echo "$_t"
@@ -88,7 +92,7 @@ tmp=$out/images.json.tmp
         printf '      "services": ['
         s2=""
         for s in $(offered "$role"); do
-            printf '%s%s' "$s2" "$(service_obj "$s")"
+            printf '%s%s' "$s2" "$(service_obj "$role" "$s")"
             s2=", "
         done
         printf '],\n'

@@ -49,7 +49,7 @@ mkdir -p "$root"
 # Layout: usr-merged like Debian 12, so the paths ldd prints are valid.
 for d in usr/bin usr/sbin usr/lib usr/lib64 usr/local/bin usr/local/sbin \
     etc/cyrange root home srv mnt opt proc sys dev run tmp \
-    var/log var/mail var/spool var/lib/misc var/tmp; do
+    var/log var/mail var/spool/cron/crontabs var/lib/misc var/tmp; do
     mkdir -p "$root/$d"
 done
 ln -s usr/bin "$root/bin"
@@ -115,6 +115,13 @@ server)
         copy_file "$tools/$t" "$root" "/usr/sbin/$t"
     done
     ;;
+attacker)
+    # The C2: mini-c2d for HTTP beacons and uploads, dnsmasq for DNS ones.
+    need_pkg dnsmasq-base /usr/sbin/dnsmasq
+    copy_elf /usr/sbin/dnsmasq "$root"
+    [ -x "$tools/mini-c2d" ] || die "$tools/mini-c2d missing (built by images.mk)"
+    copy_file "$tools/mini-c2d" "$root" /usr/sbin/mini-c2d
+    ;;
 esac
 
 # The agent.
@@ -124,7 +131,8 @@ chmod 755 "$root/usr/sbin/cyrange-agent"
 # Strip what is not stripped yet (the agent and the image's own tools are
 # built with -g); optional: binutils may be missing.
 if command -v strip >/dev/null 2>&1; then
-    for f in "$root/usr/sbin/cyrange-agent" "$root/usr/sbin/mini-smtpd" "$root/usr/sbin/mini-ftpd"; do
+    for f in "$root/usr/sbin/cyrange-agent" "$root/usr/sbin/mini-smtpd" "$root/usr/sbin/mini-ftpd" \
+        "$root/usr/sbin/mini-c2d"; do
         if [ -f "$f" ]; then strip --strip-unneeded "$f" 2>/dev/null || true; fi
     done
 fi
@@ -160,6 +168,8 @@ cp -a --remove-destination "$here/rootfs/common/." "$root/"
 [ "$role" = disk ] || cp -a --remove-destination "$here/rootfs/$role/." "$root/"
 echo "$role" >"$root/etc/cyrange/role"
 chmod 640 "$root/etc/shadow"
+# crond reads root's jobs from here (crontab -e writes them).
+chmod 700 "$root/var/spool/cron/crontabs"
 # udhcpc's usual default script path, for people typing udhcpc by hand.
 mkdir -p "$root/usr/share/udhcpc"
 ln -sf /etc/cyrange/udhcpc.script "$root/usr/share/udhcpc/default.script"

@@ -42,7 +42,7 @@ check "run brings 2 teams x 5 hosts up" test -S "/var/lib/cyrange/$EX/control.so
 
 # Capture every bridge of both teams on the host, as the capture issue will.
 for net in $($CYRANGE plan "$SCN" --name "$EX" --teams 2 --json |
-             python3 -c 'import json,sys; [print(f"{t[\"tag\"]}-{n[\"segment\"]}:{n[\"bridge\"]}") for t in json.load(sys.stdin)["teams"] for n in t["networks"]]'); do
+             python3 -c 'import json,sys; [print(t["tag"] + "-" + n["segment"] + ":" + n["bridge"]) for t in json.load(sys.stdin)["teams"] for n in t["networks"]]'); do
     name=${net%%:*}
     br=${net##*:}
     tcpdump -i "$br" -n -U -w "$TMP/$name.pcap" 2>/dev/null &

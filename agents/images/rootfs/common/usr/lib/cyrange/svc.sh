@@ -9,7 +9,10 @@ export PATH
 # busybox-static's shell runs its applets before anything on PATH; ip must
 # be iproute2's.
 ip() { /usr/bin/ip "$@"; }
-SVC_RUN=/run/cyrange
+# One pid file per service, named as in the scenario (ssh http smtp ftp
+# dns dhcp proxy …): impact.service_stop and the trainees find the daemon
+# there.
+SVC_RUN=/run/cyrange/services
 SVC_LOG=/var/log/start-services.log
 mkdir -p "$SVC_RUN" /var/log
 
@@ -46,11 +49,14 @@ svc_wanted() {
 }
 
 # svc_stop NAME: stop what svc_start NAME started (its whole process group).
+# The pid file may be stale (an attacker killed the daemon and the pid was
+# reused): only a process that still leads its own session is ours.
 svc_stop() {
     _pidf="$SVC_RUN/$1.pid"
     [ -s "$_pidf" ] || return 0
     _pid=$(cat "$_pidf")
-    if kill -0 "$_pid" 2>/dev/null; then
+    _sid=$(sed 's/.*) //' "/proc/$_pid/stat" 2>/dev/null | cut -d' ' -f4)
+    if [ "$_sid" = "$_pid" ] && kill -0 "$_pid" 2>/dev/null; then
         kill -TERM "-$_pid" 2>/dev/null || kill -TERM "$_pid" 2>/dev/null || true
         _i=0
         while kill -0 "$_pid" 2>/dev/null && [ "$_i" -lt 20 ]; do
@@ -143,19 +149,18 @@ svc_dns_hosts() {
     return 0
 }
 
-# svc_dnsmasq: one dnsmasq for what this host serves: DHCP on every LAN in
-# CYR_DHCP_SERVE ("iface,first,last,gateway,dns ...") and, when "dns" is in
-# CYR_SERVICES, DNS for CYR_DOMAIN from svc_dns_hosts.  Logs to
-# /var/log/dnsmasq.log.
+# svc_dnsmasq: what this host serves with dnsmasq, as two daemons so that
+# each service stops on its own: "dns" (when in CYR_SERVICES) answers for
+# CYR_DOMAIN from svc_dns_hosts; "dhcp" serves every LAN in CYR_DHCP_SERVE
+# ("iface,first,last,gateway,dns ..."; also when "dhcp" is not named, as
+# before).  Both log to /var/log/dnsmasq.log.
 svc_dnsmasq() {
     _dhcp=${CYR_DHCP_SERVE:-}
-    if [ -z "$_dhcp" ] && ! svc_wanted dns; then
-        svc_stop dnsmasq
-        return 0
-    fi
-    set -- dnsmasq -k --conf-file=/dev/null --user=dnsmasq --group=nogroup \
-        --pid-file --log-facility=/var/log/dnsmasq.log
+    touch /var/log/dnsmasq.log
+    chown dnsmasq /var/log/dnsmasq.log
     if svc_wanted dns; then
+        set -- dnsmasq -k --conf-file=/dev/null --user=dnsmasq --group=nogroup \
+            --pid-file --log-facility=/var/log/dnsmasq.log
         svc_dns_hosts /run/cyrange/dns-hosts
         set -- "$@" --no-hosts --addn-hosts=/run/cyrange/dns-hosts --log-queries
         if [ -n "${CYR_DNS_UPSTREAM:-}" ]; then
@@ -165,19 +170,26 @@ svc_dnsmasq() {
             set -- "$@" --no-resolv
         fi
         if [ -n "$CYR_DOMAIN" ]; then
-            set -- "$@" --local="/$CYR_DOMAIN/" --expand-hosts
+            set -- "$@" --local="/$CYR_DOMAIN/" --expand-hosts --domain="$CYR_DOMAIN"
             _mx=${CYR_DNS_MX:-}
             if [ -z "$_mx" ] && grep -qE "[[:space:]](mail|mx)([[:space:]]|$)" /run/cyrange/dns-hosts; then
                 _mx=$(awk '$2 == "mail" || $2 == "mx" { print $2; exit }' /run/cyrange/dns-hosts)
             fi
             [ -n "$_mx" ] && set -- "$@" --mx-host="$CYR_DOMAIN,$_mx.$CYR_DOMAIN,10"
         fi
+        svc_start dns /var/log/dnsmasq.log "$@"
     else
-        set -- "$@" --port=0
+        svc_stop dns
     fi
+    if [ -z "$_dhcp" ]; then
+        svc_stop dhcp
+        return 0
+    fi
+    # DHCP only (--port=0: no DNS from this one).
+    set -- dnsmasq -k --conf-file=/dev/null --user=dnsmasq --group=nogroup \
+        --pid-file --log-facility=/var/log/dnsmasq.log --port=0
     _n=0
     for _e in $_dhcp; do
-        _n=$((_n + 1))
         IFS=, read -r _if _first _last _gw _dns <<EOT
 $_e
 EOT
@@ -185,19 +197,19 @@ EOT
             svc_log "dhcp: bad CYR_DHCP_SERVE entry '$_e'"
             continue
         fi
+        _n=$((_n + 1))
         set -- "$@" --interface="$_if" --dhcp-range="set:lan$_n,$_first,$_last,1h"
         [ -n "$_gw" ] && set -- "$@" --dhcp-option="tag:lan$_n,option:router,$_gw"
         [ -n "$_dns" ] && set -- "$@" --dhcp-option="tag:lan$_n,option:dns-server,$_dns"
     done
-    if [ "$_n" -gt 0 ]; then
-        mkdir -p /var/lib/misc
-        touch /var/lib/misc/dnsmasq.leases
-        chown dnsmasq /var/lib/misc/dnsmasq.leases
-        set -- "$@" --dhcp-authoritative --log-dhcp \
-            --dhcp-leasefile=/var/lib/misc/dnsmasq.leases
+    if [ "$_n" -eq 0 ]; then
+        svc_stop dhcp
+        return 0
     fi
+    mkdir -p /var/lib/misc
+    touch /var/lib/misc/dnsmasq.leases
+    chown dnsmasq /var/lib/misc/dnsmasq.leases
+    set -- "$@" --dhcp-authoritative --log-dhcp --dhcp-leasefile=/var/lib/misc/dnsmasq.leases
     [ -n "$CYR_DOMAIN" ] && set -- "$@" --domain="$CYR_DOMAIN"
-    touch /var/log/dnsmasq.log
-    chown dnsmasq /var/log/dnsmasq.log
-    svc_start dnsmasq /var/log/dnsmasq.log "$@"
+    svc_start dhcp /var/log/dnsmasq.log "$@"
 }
