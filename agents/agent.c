@@ -555,6 +555,7 @@ static void handle_action(agent *a, const proto_msg *m)
     }
     memset(&spec, 0, sizeof(spec));
     spec.argv = argv;
+    spec.fn = agent_run_action_main;
     spec.stdin_data = input;
     spec.stdin_len = strlen(input);
     spec.timeout_ms = run->timeout_ms;

@@ -281,6 +281,13 @@ int agent_job_start(agent *a, const agent_job_spec *spec, char *err,
         goto syserr;
     if (pid == 0) {
         child_setup(devnull >= 0 ? devnull : pin[0], pout[1], perr[1], 0);
+        if (spec->fn != NULL) {
+            /* Without an exec, nothing closes the agent's own descriptors
+             * (channel, probes, other jobs' pipes): close them here. */
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+            _exit(spec->fn());
+        }
         execvp(spec->argv[0], (char *const *)spec->argv);
         dprintf(2, "cyrange-agent: cannot run %s: %s\n", spec->argv[0],
                 strerror(errno));
