@@ -1277,83 +1277,32 @@ static void check_addresses(loader *L, const json_t *root)
     json_decref(seen);
 }
 
-/* Checks one parameter value against the action table. */
+/* Checks one parameter value against the action table, with the check the
+ * agent itself applies (action_param_check); unknown enum values also get
+ * the nearest known one suggested. */
 static void check_param(vctx *c, const action_param *p, const json_t *v)
 {
-    char all[256];
-    switch (p->type) {
-    case ACTION_P_STRING:
-        if (!json_is_string(v) || json_string_length(v) == 0)
-            err(c, "parameter '%s' must be a non-empty string (%s)", p->name, p->help);
-        break;
-    case ACTION_P_URLPATH:
-        if (!json_is_string(v) || json_string_value(v)[0] != '/')
-            err(c, "parameter '%s' must be a URL path starting with '/'", p->name);
-        break;
-    case ACTION_P_INT:
-        if (!json_is_integer(v))
-            err(c, "parameter '%s' must be an integer (%s)", p->name, p->help);
-        else if (json_integer_value(v) < p->min || json_integer_value(v) > p->max)
-            err(c, "parameter '%s' must be between %lld and %lld, got %lld", p->name,
-                (long long)p->min, (long long)p->max,
-                (long long)json_integer_value(v));
-        break;
-    case ACTION_P_BOOL:
-        if (!json_is_boolean(v))
-            err(c, "parameter '%s' must be true or false", p->name);
-        break;
-    case ACTION_P_DURATION: {
-        int64_t ms;
-        char a[32], b[32];
-        if (duration_value(v, &ms) < 0) {
-            err(c, "parameter '%s' must be a duration such as \"30s\" or \"5m\"",
-                p->name);
-        } else if (ms < p->min || ms > p->max) {
-            units_duration_format(p->min, a, sizeof(a));
-            units_duration_format(p->max, b, sizeof(b));
-            err(c, "parameter '%s' must be between %s and %s", p->name, a, b);
-        }
-        break;
-    }
-    case ACTION_P_ENUM:
+    char msg[512], all[256];
+    if (p->type == ACTION_P_ENUM && json_is_string(v) &&
+        !in_list(json_string_value(v), p->choices)) {
+        const char *near = nearest(json_string_value(v), p->choices,
+                                   list_len(p->choices));
         join_list(p->choices, all, sizeof(all));
-        if (!json_is_string(v)) {
-            err(c, "parameter '%s' must be one of %s", p->name, all);
-        } else if (!in_list(json_string_value(v), p->choices)) {
-            const char *near = nearest(json_string_value(v), p->choices,
-                                       list_len(p->choices));
-            if (near)
-                err(c, "parameter '%s': unknown value '%s' (did you mean '%s'?); "
-                    "expected %s", p->name, json_string_value(v), near, all);
-            else
-                err(c, "parameter '%s': unknown value '%s'; expected %s", p->name,
-                    json_string_value(v), all);
-        }
-        break;
-    case ACTION_P_STRLIST: {
-        size_t n = json_array_size(v);
-        int ok = json_is_array(v) && n >= 1 && (int64_t)n <= p->max;
-        for (size_t i = 0; ok && i < n; i++) {
-            json_t *e = json_array_get(v, i);
-            if (!json_is_string(e) || json_string_length(e) == 0)
-                ok = 0;
-        }
-        if (!ok)
-            err(c, "parameter '%s' must be an array of 1 to %lld non-empty strings",
-                p->name, (long long)p->max);
-        break;
+        if (near)
+            err(c, "parameter '%s': unknown value '%s' (did you mean '%s'?); "
+                "expected %s", p->name, json_string_value(v), near, all);
+        else
+            err(c, "parameter '%s': unknown value '%s'; expected %s", p->name,
+                json_string_value(v), all);
+        return;
     }
-    case ACTION_P_PORTS: {
-        int64_t cnt = json_is_string(v) ? action_ports_count(json_string_value(v)) : -1;
-        if (cnt < 0)
-            err(c, "parameter '%s' must be a port list such as \"22,80,8000-8100\"",
-                p->name);
-        else if (cnt > p->max)
-            err(c, "parameter '%s' names %lld ports, at most %lld are allowed",
-                p->name, (long long)cnt, (long long)p->max);
-        break;
+    if (p->type == ACTION_P_ENUM && !json_is_string(v)) {
+        join_list(p->choices, all, sizeof(all));
+        err(c, "parameter '%s' must be one of %s", p->name, all);
+        return;
     }
-    }
+    if (action_param_check(p, v, msg, sizeof(msg)) < 0)
+        err(c, "%s", msg);
 }
 
 /* Validates `params` (at the current path, may be NULL) for action `t`. */
