@@ -11,7 +11,8 @@ SCN=scenarios/targeted-mail.json
 EX=demo
 
 echo "== validating the shipped scenarios"
-$CYRANGE validate scenarios/*.json
+# Every scenarios/*.json but the JSON Schema that describes them.
+$CYRANGE validate $(ls scenarios/*.json | grep -v '/schema\.json$')
 echo
 echo "== plan for two teams"
 $CYRANGE plan "$SCN" --teams 2 --name "$EX"
