@@ -29,7 +29,15 @@ struct timeline {
     int freeing;
     int in_fire;            /* re-entrancy guard */
     int ended_reported;
+    int fake;               /* tests: the clock is fake_now, no timer */
+    uint64_t fake_now;
 };
+
+/* Wall-clock milliseconds: the loop's, or the test's fake clock. */
+static uint64_t wall_ms(const timeline *tl)
+{
+    return tl->fake ? tl->fake_now : uv_now(tl->loop);
+}
 
 /* xorshift64*: small, seedable, reproducible jitter per team. */
 static uint64_t rnd(timeline *tl)
@@ -71,7 +79,7 @@ int64_t timeline_elapsed_ms(const timeline *tl)
 {
     if (tl->clock != TL_RUNNING_CLOCK)
         return tl->acc_ms;
-    uint64_t now = uv_now(tl->loop);
+    uint64_t now = wall_ms(tl);
     return tl->acc_ms + (int64_t)((double)(now - tl->resumed_at) * tl->s->speed);
 }
 
@@ -277,6 +285,8 @@ static void arm(timeline *tl)
         uv_timer_stop(&tl->timer);
         return;
     }
+    if (tl->fake)
+        return; /* the test advances the clock and fires */
     int64_t wait = next - timeline_elapsed_ms(tl);
     uint64_t wall = wait <= 0 ? 0 : (uint64_t)((double)wait / tl->s->speed) + 1;
     uv_timer_start(&tl->timer, fire, wall, 0);
@@ -288,7 +298,7 @@ int timeline_start(timeline *tl)
         return -1;
     tl->clock = TL_RUNNING_CLOCK;
     tl->acc_ms = 0;
-    tl->resumed_at = uv_now(tl->loop);
+    tl->resumed_at = wall_ms(tl);
     for (size_t i = 0; i < tl->s->n_steps; i++) {
         const scn_step *ss = &tl->s->steps[i];
         if (ss->on_demand || ss->after >= 0)
@@ -317,7 +327,7 @@ int timeline_resume(timeline *tl)
     if (tl->clock != TL_PAUSED)
         return -1;
     tl->clock = TL_RUNNING_CLOCK;
-    tl->resumed_at = uv_now(tl->loop);
+    tl->resumed_at = wall_ms(tl);
     event(tl, -1, "timeline resumed");
     arm(tl);
     return 0;
@@ -383,6 +393,20 @@ void timeline_condition_result(timeline *tl, int i, int holds, const char *why)
         return;
     decide(tl, i, holds, why);
     arm(tl);
+}
+
+void timeline_use_fake_clock(timeline *tl, uint64_t now_ms)
+{
+    tl->fake = 1;
+    tl->fake_now = now_ms;
+}
+
+void timeline_advance(timeline *tl, uint64_t ms)
+{
+    if (!tl->fake)
+        return;
+    tl->fake_now += ms;
+    fire(&tl->timer);
 }
 
 int timeline_team(const timeline *tl) { return tl->team; }

@@ -77,6 +77,12 @@ int timeline_run_now(timeline *tl, int step);
 void timeline_step_result(timeline *tl, int step, int succeeded, const char *detail);
 void timeline_condition_result(timeline *tl, int step, int holds, const char *why);
 
+/* Tests: the clock becomes a fake one at `now_ms` (wall milliseconds) that
+ * only timeline_advance() moves; no timer is armed.  Call before start. */
+void timeline_use_fake_clock(timeline *tl, uint64_t now_ms);
+/* Tests: moves the fake clock by `ms` of wall time and runs what is due. */
+void timeline_advance(timeline *tl, uint64_t ms);
+
 int timeline_team(const timeline *tl);
 timeline_clock timeline_clock_state(const timeline *tl);
 /* Exercise time elapsed, in nominal milliseconds (speed applied). */

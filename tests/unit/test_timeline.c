@@ -1,6 +1,7 @@
-/* Unit tests of the per-team attack clock, on a real libuv loop.  The
- * scenario runs at speed 1000 (one nominal second = 1 ms of wall time), so
- * the tests check order and decisions, never timings. */
+/* Unit tests of the per-team attack clock against a fake clock: the tests
+ * move time themselves (timeline_advance), so every due time and start time
+ * is exact and nothing depends on how fast the machine is.  The scenario
+ * runs at speed 1000: one millisecond of wall time is one nominal second. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,10 +77,12 @@ static scenario *load(void)
     return s;
 }
 
+/* Advances the fake clock one wall millisecond (= one nominal second) at a
+ * time until no step is waiting; bounded by the scenario's hour. */
 static void run_until_done(uv_loop_t *loop, timeline *tl, const scenario *s)
 {
-    /* Bounded: the whole hour of exercise time is 3.6 s of wall time. */
-    for (int i = 0; i < 20000; i++) {
+    (void)loop;
+    for (int i = 0; i < 4000; i++) {
         int busy = 0;
         for (size_t k = 0; k < s->n_steps; k++) {
             timeline_step_state st = timeline_state(tl, (int)k);
@@ -88,9 +91,20 @@ static void run_until_done(uv_loop_t *loop, timeline *tl, const scenario *s)
         }
         if (!busy)
             return;
-        uv_run(loop, UV_RUN_ONCE);
+        timeline_advance(tl, 1);
     }
     fail_msg("timeline did not finish");
+}
+
+static timeline *new_tl(uv_loop_t *loop, const scenario *s, int team, uint64_t seed,
+                        rec *r)
+{
+    static const timeline_ops ops = { on_run, on_condition, NULL };
+    timeline *tl = timeline_new(loop, s, team, seed, &ops, r);
+    assert_non_null(tl);
+    timeline_use_fake_clock(tl, 1000000);
+    r->tl = tl;
+    return tl;
 }
 
 static void free_tl(uv_loop_t *loop, timeline *tl)
@@ -107,8 +121,7 @@ static void test_order_and_branch(void **state)
     scenario *s = load();
     rec r = { 0 };
     r.loop = &loop;
-    timeline_ops ops = { on_run, on_condition, NULL };
-    timeline *tl = timeline_new(&loop, s, 1, 42, &ops, &r);
+    timeline *tl = new_tl(&loop, s, 1, 42, &r);
     assert_int_equal(timeline_start(tl), 0);
     assert_int_equal(timeline_start(tl), -1);
     run_until_done(&loop, tl, s);
@@ -122,9 +135,18 @@ static void test_order_and_branch(void **state)
     assert_int_equal(r.cond_calls, 1);
     assert_int_equal(timeline_state(tl, 4), TL_NOT_TAKEN);
     assert_int_equal(timeline_state(tl, 3), TL_ON_DEMAND);
-    /* b is due 20 s plus 0-5 s of jitter after a started. */
+    /* a starts exactly at its offset; b is due 20 s plus 0-5 s of jitter
+     * after a started, and starts exactly when due (the clock moves in
+     * whole nominal seconds, so the jitter is rounded up to one). */
+    assert_int_equal(timeline_step_time_ms(tl, 0), 10000);
     int64_t gap = timeline_step_due_ms(tl, 1) - timeline_step_time_ms(tl, 0);
     assert_true(gap >= 20000 && gap <= 25000);
+    int64_t late = timeline_step_time_ms(tl, 1) - timeline_step_due_ms(tl, 1);
+    assert_true(late >= 0 && late < 1000);
+    /* c comes 10 s after b started, the inject at 55 m. */
+    assert_true(timeline_step_time_ms(tl, 2) - timeline_step_time_ms(tl, 1) >= 10000);
+    assert_true(timeline_step_time_ms(tl, 2) - timeline_step_time_ms(tl, 1) < 11000);
+    assert_int_equal(timeline_step_time_ms(tl, 5), 55 * 60000);
     free_tl(&loop, tl);
     scenario_free(s);
     uv_loop_close(&loop);
@@ -140,8 +162,7 @@ static void test_failed_parent_takes_otherwise(void **state)
     r.loop = &loop;
     r.fail_b = 1;
     r.cond_holds = 1;
-    timeline_ops ops = { on_run, on_condition, NULL };
-    timeline *tl = timeline_new(&loop, s, 1, 42, &ops, &r);
+    timeline *tl = new_tl(&loop, s, 1, 42, &r);
     timeline_start(tl);
     run_until_done(&loop, tl, s);
     assert_int_equal(timeline_state(tl, 1), TL_FAILED);
@@ -153,23 +174,6 @@ static void test_failed_parent_takes_otherwise(void **state)
     uv_loop_close(&loop);
 }
 
-static void idle_done(uv_timer_t *t)
-{
-    uv_stop(t->loop);
-}
-
-/* Runs the loop for `ms` of wall time (the timeline's timer is stopped
- * while paused, so only this timer keeps the loop alive). */
-static void idle_ms(uv_loop_t *loop, int ms)
-{
-    uv_timer_t t;
-    uv_timer_init(loop, &t);
-    uv_timer_start(&t, idle_done, (uint64_t)ms, 0);
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-}
-
 static void test_pause_resume_skip(void **state)
 {
     (void)state;
@@ -178,24 +182,26 @@ static void test_pause_resume_skip(void **state)
     scenario *s = load();
     rec r = { 0 };
     r.loop = &loop;
-    r.stop_after = 1;
-    timeline_ops ops = { on_run, on_condition, NULL };
-    timeline *tl = timeline_new(&loop, s, 2, 7, &ops, &r);
+    timeline *tl = new_tl(&loop, s, 2, 7, &r);
     timeline_start(tl);
-    uv_run(&loop, UV_RUN_DEFAULT);          /* until a has run */
+    timeline_advance(tl, 10);                /* 10 nominal s: a runs */
     assert_int_equal(r.n, 1);
     assert_int_equal(timeline_pause(tl), 0);
     assert_int_equal(timeline_pause(tl), -1);
     int64_t frozen = timeline_elapsed_ms(tl);
-    idle_ms(&loop, 60);                      /* 60 nominal seconds */
+    timeline_advance(tl, 600);               /* 10 nominal minutes */
     assert_int_equal(r.n, 1);                /* nothing ran while paused */
     assert_int_equal(timeline_elapsed_ms(tl), frozen);
     assert_int_equal(timeline_skip(tl, 1), 0);
     assert_int_equal(timeline_state(tl, 1), TL_SKIPPED);
     assert_int_equal(timeline_skip(tl, 0), -1);   /* already done */
-    r.stop_after = 0;
     assert_int_equal(timeline_resume(tl), 0);
+    assert_int_equal(timeline_resume(tl), -1);
     run_until_done(&loop, tl, s);
+    /* The clock went on from where it stopped: c (after the skipped b) is
+     * 10 s after the skip, not 10 minutes later. */
+    assert_true(timeline_step_time_ms(tl, 2) - frozen >= 10000);
+    assert_true(timeline_step_time_ms(tl, 2) - frozen < 11000);
     /* c's condition (b succeeded) fails after the skip: alt runs. */
     assert_int_equal(timeline_state(tl, 2), TL_NOT_TAKEN);
     assert_int_equal(timeline_state(tl, 3), TL_SUCCEEDED);
@@ -212,8 +218,7 @@ static void test_run_now_and_reset(void **state)
     scenario *s = load();
     rec r = { 0 };
     r.loop = &loop;
-    timeline_ops ops = { on_run, on_condition, NULL };
-    timeline *tl = timeline_new(&loop, s, 1, 42, &ops, &r);
+    timeline *tl = new_tl(&loop, s, 1, 42, &r);
     assert_int_equal(timeline_run_now(tl, 3), -1);   /* clock not started */
     timeline_start(tl);
     assert_int_equal(timeline_run_now(tl, 3), 0);    /* on-demand step */
@@ -242,21 +247,28 @@ static void test_jitter_reproducible(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     scenario *s = load();
-    int64_t gaps[3];
-    for (int k = 0; k < 3; k++) {
-        rec r = { 0 };
-        r.loop = &loop;
-        timeline_ops ops = { on_run, on_condition, NULL };
-        /* runs 0 and 1: same team and seed; run 2: another team. */
-        timeline *tl = timeline_new(&loop, s, k == 2 ? 3 : 1, 99, &ops, &r);
-        timeline_start(tl);
-        run_until_done(&loop, tl, s);
-        gaps[k] = timeline_step_due_ms(tl, 1) - timeline_step_time_ms(tl, 0);
-        free_tl(&loop, tl);
+    int64_t first = -1;
+    int differ = 0;
+    /* Jitter stays within its bounds for every team and seed, the same
+     * seed and team draw the same, and draws do vary. */
+    for (int k = 0; k < 40; k++) {
+        int64_t gaps[2];
+        for (int rep = 0; rep < 2; rep++) {
+            rec r = { 0 };
+            r.loop = &loop;
+            timeline *tl = new_tl(&loop, s, 1 + k % 4, (uint64_t)k, &r);
+            timeline_start(tl);
+            timeline_advance(tl, 10);        /* a starts at 10 s */
+            gaps[rep] = timeline_step_due_ms(tl, 1) - timeline_step_time_ms(tl, 0);
+            free_tl(&loop, tl);
+        }
+        assert_int_equal(gaps[0], gaps[1]);
+        assert_true(gaps[0] >= 20000 && gaps[0] <= 25000);
+        if (first < 0)
+            first = gaps[0];
+        differ |= gaps[0] != first;
     }
-    /* Same seed and team: the same jitter draw. */
-    assert_int_equal(gaps[0], gaps[1]);
-    assert_true(gaps[2] >= 20000 && gaps[2] <= 25000);
+    assert_true(differ);
     scenario_free(s);
     uv_loop_close(&loop);
 }
