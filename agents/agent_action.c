@@ -683,17 +683,14 @@ static int stop_pidfile(const char *path)
     return stopped;
 }
 
-int act_stop(const char *root, const char *step)
+/* Stops the background work recorded in one pid-file folder. */
+static int stop_dir(const char *dir, const char *step)
 {
-    char dir[PATH_MAX], path[PATH_MAX], st[128], status[PATH_MAX];
+    char path[PATH_MAX], st[128], status[PATH_MAX];
     struct dirent *de = NULL;
-    DIR *d = NULL;
+    DIR *d = opendir(dir);
     int count = 0;
 
-    if (snprintf(dir, sizeof(dir), "%s%s", root ? root : "", ACT_RUN_DIR) >=
-        (int)sizeof(dir))
-        return 0;
-    d = opendir(dir);
     if (d == NULL)
         return 0;
     while ((de = readdir(d)) != NULL) {
@@ -714,6 +711,21 @@ int act_stop(const char *root, const char *step)
         }
     }
     closedir(d);
+    return count;
+}
+
+int act_stop(const char *root, const char *step)
+{
+    char dir[PATH_MAX];
+    int count = 0;
+    const char *r = root ? root : "";
+
+    if (snprintf(dir, sizeof(dir), "%s%s", r, ACT_RUN_DIR) < (int)sizeof(dir))
+        count += stop_dir(dir, step);
+    /* An implant started by lateral.move as an ordinary user cannot write
+     * ACT_RUN_DIR and keeps its pid files under its own folder instead. */
+    if (snprintf(dir, sizeof(dir), "%s/tmp/.cache%s", r, ACT_RUN_DIR) < (int)sizeof(dir))
+        count += stop_dir(dir, step);
     return count;
 }
 
