@@ -13,7 +13,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/obj/orchestrator/main.d
+# The command line: main.c dispatches to cli_*.c (see orchestrator/cli.h).
+CLI_SRCS := orchestrator/main.c orchestrator/cli_common.c \
+            orchestrator/cli_scenario.c orchestrator/cli_range.c \
+            orchestrator/cli_steer.c
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 
-$(BUILD)/cyrange: $(BUILD)/obj/orchestrator/main.o $(CORE_OBJS)
+-include $(CORE_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
+
+$(BUILD)/cyrange: $(CLI_OBJS) $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

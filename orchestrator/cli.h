@@ -1,0 +1,44 @@
+/* cli — the cyrange command line: one file per group of commands.
+ *
+ *   cli_scenario.c  validate, plan
+ *   cli_range.c     up, run (and the running exercise's control socket),
+ *                   status, down
+ *   cli_steer.c     timeline, start/pause/resume/reset, skip/inject,
+ *                   journal, exec, probe
+ *   cli_common.c    what they share
+ *
+ * Only these files and main.c print: the modules they call report through
+ * diagnostics lists and error buffers.
+ */
+#ifndef CYRANGE_CLI_H
+#define CYRANGE_CLI_H
+
+#include <stddef.h>
+
+/* Exit codes, as documented in README.md. */
+enum { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
+
+/* CYRANGE_STATE_DIR, or /var/lib/cyrange. */
+const char *cli_state_dir(void);
+/* --teams N: 0, or -1 when not 1..99. */
+int cli_parse_teams(const char *arg, int *out);
+/* A whole file, NUL-terminated (malloc'd), or NULL. */
+char *cli_read_text(const char *path, size_t *len);
+/* CYRANGE_IMAGES, or images/ next to the binary (malloc'd). */
+char *cli_default_images_dir(void);
+
+/* Commands: argv[0] is the command's name; each returns an exit code. */
+int cli_validate(int argc, char **argv);
+int cli_plan(int argc, char **argv);
+int cli_up(int argc, char **argv);
+int cli_run(int argc, char **argv);
+int cli_status(int argc, char **argv);
+int cli_down(int argc, char **argv);
+int cli_timeline(int argc, char **argv);
+int cli_journal(int argc, char **argv);
+/* start | pause | resume | reset (needs_step 0), skip | inject (1). */
+int cli_steer(int argc, char **argv, const char *cmd, int needs_step);
+int cli_exec(int argc, char **argv);
+int cli_probe(int argc, char **argv);
+
+#endif

@@ -1,0 +1,82 @@
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "range.h"
+#include "scenario.h"
+
+const char *cli_state_dir(void)
+{
+    const char *d = getenv("CYRANGE_STATE_DIR");
+    return d && *d ? d : RANGE_STATE_DIR;
+}
+
+/* build/cyrange -> build/images, unless CYRANGE_IMAGES says otherwise. */
+char *cli_default_images_dir(void)
+{
+    const char *env = getenv("CYRANGE_IMAGES");
+    char exe[PATH_MAX];
+    char *out = NULL;
+    ssize_t n;
+    if (env && *env)
+        return strdup(env);
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            if (asprintf(&out, "%s/images", exe) < 0)
+                out = NULL;
+            return out;
+        }
+    }
+    return strdup("build/images");
+}
+
+char *cli_read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap + 1);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int cli_parse_teams(const char *arg, int *out)
+{
+    char *end = NULL;
+    long v = strtol(arg, &end, 10);
+    if (arg[0] == '\0' || *end != '\0' || v < 1 || v > SCENARIO_MAX_TEAMS)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
