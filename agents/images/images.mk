@@ -53,21 +53,24 @@ $(IMG_OUT)/vmlinuz: $(IMG_WORK)/kernel.stamp $(IMG_SRC)/mkkernel.sh \
 	sh $(IMG_SRC)/mkkernel.sh $(IMG_CACHE) $(IMG_WORK) $(IMG_OUT)
 
 $(IMG_WORK)/tools/mini-smtpd: $(IMG_SRC)/smtpd/mini-smtpd.c $(IMG_SRC)/common/imgauth.c \
-                              $(IMG_SRC)/common/imgauth.h
+                              $(IMG_SRC)/common/imgauth.h $(IMG_SRC)/common/srvio.c \
+                              $(IMG_SRC)/common/srvio.h
 	@mkdir -p $(@D)
 	@test -f "$$($(CC) -print-file-name=libcrypt.a)" || { echo "images: libcrypt.a missing: install the Debian package 'libcrypt-dev'" >&2; exit 1; }
 	$(CC) $(IMG_CFLAGS) -static -o $@ $(filter %.c,$^) -lcrypt
 
 $(IMG_WORK)/tools/mini-ftpd: $(IMG_SRC)/ftpd/mini-ftpd.c $(IMG_SRC)/common/imgauth.c \
-                             $(IMG_SRC)/common/imgauth.h
+                             $(IMG_SRC)/common/imgauth.h $(IMG_SRC)/common/srvio.c \
+                             $(IMG_SRC)/common/srvio.h
 	@mkdir -p $(@D)
 	@test -f "$$($(CC) -print-file-name=libcrypt.a)" || { echo "images: libcrypt.a missing: install the Debian package 'libcrypt-dev'" >&2; exit 1; }
 	$(CC) $(IMG_CFLAGS) -static -o $@ $(filter %.c,$^) -lcrypt
 
 # The attacker's HTTP C2 listener (beacons, uploads, tools): no libraries.
-$(IMG_WORK)/tools/mini-c2d: $(IMG_SRC)/c2d/mini-c2d.c
+$(IMG_WORK)/tools/mini-c2d: $(IMG_SRC)/c2d/mini-c2d.c $(IMG_SRC)/common/srvio.c \
+                            $(IMG_SRC)/common/srvio.h
 	@mkdir -p $(@D)
-	$(CC) $(IMG_CFLAGS) -static -o $@ $<
+	$(CC) $(IMG_CFLAGS) -static -o $@ $(filter %.c,$^)
 
 # One rule per role: its overlay's files are its inputs.
 define IMG_ROLE_RULE

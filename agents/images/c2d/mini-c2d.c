@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srvio.h"
+
 #define HEAD_MAX 16384      /* request line and headers */
 #define MAX_CHILDREN 64     /* connections served at once */
 #define IO_TIMEOUT_S 30     /* per read or write */
@@ -87,36 +89,16 @@ static void c2d_line(int fd, const char *fmt, ...) __attribute__((format(printf,
 /* One line with a timestamp, one write (children share the descriptor). */
 static void c2d_line(int fd, const char *fmt, ...)
 {
-    char line[4096], ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
     va_list ap;
-    int n;
-
-    if (fd < 0)
-        return;
-    localtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, sizeof(line), "%s ", ts);
     va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    srvio_vlog(fd, NULL, 4096, fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    if (write(fd, line, (size_t)n) < 0) {
-        /* nowhere else to report it */
-    }
 }
 
 /* A client supplied string made safe for one log line. */
 static void c2d_clean(const char *in, char *out, size_t len)
 {
-    size_t o = 0;
-
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 1 < len; p++)
-        out[o++] = (*p >= 32 && *p < 127 && *p != '"') ? (char)*p : '?';
-    out[o] = '\0';
+    srvio_clean(in, out, len, "\"");
 }
 
 static int c2d_write_all(int fd, const void *buf, size_t len)

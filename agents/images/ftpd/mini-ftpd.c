@@ -12,6 +12,7 @@
  * foreground.  Static.
  */
 #include "imgauth.h"
+#include "srvio.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -76,32 +77,15 @@ static void ftpd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 static void ftpd_log(const char *fmt, ...)
 {
-    char line[2048], ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
     va_list ap;
-    int n;
-
-    localtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, sizeof(line), "%s mini-ftpd[%d]: ", ts, (int)getpid());
     va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    srvio_vlog(logfd, "mini-ftpd", 2048, fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    if (write(logfd, line, (size_t)n) < 0) {
-        /* nowhere else to report it */
-    }
 }
 
 static void ftpd_clean(const char *in, char *out, size_t len)
 {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 1 < len; p++)
-        out[o++] = (*p >= 32 && *p < 127) ? (char)*p : '?';
-    out[o] = '\0';
+    srvio_clean(in, out, len, NULL);
 }
 
 static void ftpd_reply(struct ftpd_session *s, const char *fmt, ...)
@@ -109,27 +93,10 @@ static void ftpd_reply(struct ftpd_session *s, const char *fmt, ...)
 
 static void ftpd_reply(struct ftpd_session *s, const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
-    int n;
     va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+    srvio_vreply(s->fd, 2048, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if (n > (int)sizeof(line) - 3)
-        n = (int)sizeof(line) - 3;
-    line[n++] = '\r';
-    line[n++] = '\n';
-    for (int off = 0; off < n;) {
-        ssize_t w = write(s->fd, line + off, (size_t)(n - off));
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            _exit(0);
-        }
-        off += (int)w;
-    }
 }
 
 static int ftpd_readline(struct ftpd_session *s, char *line, size_t len)
