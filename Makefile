@@ -6,7 +6,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libvirt libuv jansson libpcap sqlite3 nettle
+PKGS    := libvirt libuv jansson libpcap sqlite3 nettle libsodium
 CSTD    := -std=c11 -D_GNU_SOURCE
 # Truncated diagnostics are acceptable (buffers are bounded on purpose), so
 # -Wformat-truncation, which cannot tell, is off.
@@ -15,7 +15,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) $(shell pkg-config --cflags $(PKGS)) \
            -Iorchestrator -Iagents -Iscoring
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+# Debian's http-parser ships no pkg-config file.
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 
 .PHONY: all deps check unit golden integration asan valgrind lint fuzz bench \
         bench-range bench-timeline images demo clean help test

@@ -5,8 +5,10 @@ CORE_SRCS := orchestrator/diag.c orchestrator/jpos.c orchestrator/units.c \
              orchestrator/addr.c orchestrator/scenario.c orchestrator/plan.c \
              orchestrator/virt.c orchestrator/agentlink.c orchestrator/range.c \
              orchestrator/timeline.c orchestrator/journal.c orchestrator/exercise.c orchestrator/control.c \
-             agents/proto.c scoring/community_id.c \
-             agents/action_table.c
+             agents/proto.c agents/action_table.c \
+             $(wildcard scoring/*.c) \
+             $(wildcard orchestrator/checks.c orchestrator/store.c orchestrator/http.c \
+                        orchestrator/ws.c orchestrator/api.c orchestrator/auth.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
 
 $(BUILD)/obj/%.o: %.c

@@ -9,7 +9,8 @@ libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
 iptables busybox-static cpio gzip
 libvirt-dev libjansson-dev libuv1-dev libpcap-dev libcmocka-dev libsqlite3-dev
 tcpdump tshark dropbear-bin tinyproxy-bin iproute2 procps sqlite3
-python3 python3-jsonschema cppcheck e2fsprogs nettle-dev libsodium-dev"
+python3 python3-jsonschema cppcheck e2fsprogs nettle-dev libsodium-dev
+libhttp-parser-dev wrk nginx-light"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -15,6 +15,10 @@ include tests/golden/golden.mk
 include tests/fuzz/fuzz.mk
 include tests/schema/schema.mk
 include bench/bench.mk
+# Further modules bring their own fragments (tests/unit/<module>.mk,
+# bench/<name>.mk).
+include $(filter-out tests/unit/unit.mk,$(wildcard tests/unit/*.mk))
+include $(filter-out bench/bench.mk,$(wildcard bench/*.mk))
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
