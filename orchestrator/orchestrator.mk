@@ -7,8 +7,9 @@ CORE_SRCS := orchestrator/diag.c orchestrator/jpos.c orchestrator/units.c \
              orchestrator/timeline.c orchestrator/journal.c orchestrator/exercise.c orchestrator/control.c \
              agents/proto.c agents/action_table.c \
              $(wildcard scoring/*.c) \
-             $(wildcard orchestrator/checks.c orchestrator/store.c orchestrator/http.c \
-                        orchestrator/ws.c orchestrator/api.c orchestrator/auth.c)
+             $(wildcard orchestrator/checks.c orchestrator/store.c orchestrator/httpd.c \
+                        orchestrator/websock.c orchestrator/api.c orchestrator/auth.c \
+                        orchestrator/wire.c orchestrator/findings.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
 
 $(BUILD)/obj/%.o: %.c
