@@ -71,41 +71,6 @@ static void jwrite(exercise *x, json_t *e)
 /* The address a guest of `team` uses to reach host `hi`: a static address on
  * a segment shared with `from` when there is one, else its first static
  * address, else (DHCP only) what its agent last reported. */
-static int host_address(exercise *x, int team, int from, int hi, char *buf, size_t len)
-{
-    const scenario *s = x->p->scn;
-    const scn_host *h = &s->hosts[hi];
-    uint32_t best = 0;
-    for (size_t k = 0; k < h->n_nics && !best; k++) {
-        if (h->nics[k].dhcp)
-            continue;
-        if (from >= 0)
-            for (size_t m = 0; m < s->hosts[from].n_nics; m++)
-                if (s->hosts[from].nics[m].segment == h->nics[k].segment)
-                    best = h->nics[k].addr;
-    }
-    for (size_t k = 0; k < h->n_nics && !best; k++)
-        if (!h->nics[k].dhcp)
-            best = h->nics[k].addr;
-    if (best) {
-        addr_format(best, buf, len);
-        return 0;
-    }
-    int g = range_guest_find(x->r, team, h->name);
-    const json_t *hl = g >= 0 ? range_guest_health(x->r, (size_t)g) : NULL;
-    json_t *ifs = hl ? json_object_get(hl, "ifaces") : NULL;
-    size_t i;
-    json_t *ifc;
-    json_array_foreach(ifs, i, ifc) {
-        const char *a = json_string_value(json_array_get(json_object_get(ifc, "addrs"), 0));
-        if (a) {
-            snprintf(buf, len, "%.*s", (int)strcspn(a, "/"), a);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* The attacker's C2: the first host with role c2, else attacker. */
 static int c2_host(const scenario *s)
 {
@@ -330,10 +295,10 @@ static void on_run(timeline *tl, int step, void *opaque)
         json_object_set_new(e, "scheduled", iso_ms(at));
         json_object_set_new(e, "scheduled_ms", at);
     }
-    if (st->target >= 0 && host_address(x, t->team, st->actor, st->target, taddr,
+    if (st->target >= 0 && range_host_address(x->r, t->team, st->actor, st->target, taddr,
                                         sizeof(taddr)) == 0 && e)
         json_object_set_new(e, "target_addr", json_string(taddr));
-    if (st->actor >= 0 && host_address(x, t->team, st->target, st->actor, aaddr,
+    if (st->actor >= 0 && range_host_address(x->r, t->team, st->target, st->actor, aaddr,
                                        sizeof(aaddr)) == 0 && e)
         json_object_set_new(e, "actor_addr", json_string(aaddr));
     if (l == NULL || !agentlink_connected(l)) {
@@ -355,7 +320,7 @@ static void on_run(timeline *tl, int step, void *opaque)
         json_object_set_new(msg, "target", json_pack("{s:s, s:s}", "host",
                             s->hosts[st->target].name, "addr", taddr));
     int c2 = c2_host(s);
-    if (msg && c2 >= 0 && host_address(x, t->team, st->actor, c2, caddr, sizeof(caddr)) == 0) {
+    if (msg && c2 >= 0 && range_host_address(x->r, t->team, st->actor, c2, caddr, sizeof(caddr)) == 0) {
         json_t *c = json_pack("{s:s}", "addr", caddr);
         const char *dom = json_string_value(json_object_get(st->params, "domain"));
         if (dom)
@@ -451,7 +416,7 @@ static void on_condition(timeline *tl, int step, const json_t *when, void *opaqu
     }
     int g = from >= 0 ? range_guest_find(x->r, t->team, s->hosts[from].name) : -1;
     agentlink *l = g >= 0 ? range_guest_link(x->r, (size_t)g) : NULL;
-    if (l == NULL || to < 0 || host_address(x, t->team, from, to, addr, sizeof(addr)) < 0) {
+    if (l == NULL || to < 0 || range_host_address(x->r, t->team, from, to, addr, sizeof(addr)) < 0) {
         timeline_condition_result(tl, step, 0, "cannot evaluate: no agent or address");
         return;
     }

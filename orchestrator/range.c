@@ -1809,3 +1809,41 @@ void range_close(range *r, void (*closed)(void *opaque), void *opaque)
         all_closed(c);
     }
 }
+
+/* The address `from` uses to reach `hi`: a static address on a segment
+ * they share, else any static address, else (a DHCP host) the address its
+ * agent last reported. */
+int range_host_address(const range *r, int team, int from, int hi, char *buf, size_t len)
+{
+    const scenario *s = r->plan->scn;
+    const scn_host *h = &s->hosts[hi];
+    uint32_t best = 0;
+    for (size_t k = 0; k < h->n_nics && !best; k++) {
+        if (h->nics[k].dhcp)
+            continue;
+        if (from >= 0)
+            for (size_t m = 0; m < s->hosts[from].n_nics; m++)
+                if (s->hosts[from].nics[m].segment == h->nics[k].segment)
+                    best = h->nics[k].addr;
+    }
+    for (size_t k = 0; k < h->n_nics && !best; k++)
+        if (!h->nics[k].dhcp)
+            best = h->nics[k].addr;
+    if (best) {
+        addr_format(best, buf, len);
+        return 0;
+    }
+    int g = range_guest_find(r, team, h->name);
+    const json_t *hl = g >= 0 ? range_guest_health(r, (size_t)g) : NULL;
+    json_t *ifs = hl ? json_object_get(hl, "ifaces") : NULL;
+    size_t i;
+    json_t *ifc;
+    json_array_foreach(ifs, i, ifc) {
+        const char *a = json_string_value(json_array_get(json_object_get(ifc, "addrs"), 0));
+        if (a) {
+            snprintf(buf, len, "%.*s", (int)strcspn(a, "/"), a);
+            return 0;
+        }
+    }
+    return -1;
+}
