@@ -5,6 +5,7 @@
  *                   status, down
  *   cli_steer.c     timeline, start/pause/resume/reset, skip/inject,
  *                   journal, exec, probe
+ *   cli_score.c     finding add/list/label, score
  *   cli_common.c    what they share
  *
  * Only these files and main.c print: the modules they call report through
@@ -13,6 +14,7 @@
 #ifndef CYRANGE_CLI_H
 #define CYRANGE_CLI_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 /* Exit codes, as documented in README.md. */
@@ -24,6 +26,10 @@ const char *cli_state_dir(void);
 int cli_parse_teams(const char *arg, int *out);
 /* A whole file, NUL-terminated (malloc'd), or NULL. */
 char *cli_read_text(const char *path, size_t *len);
+/* Sends `req` (stolen) to the running `cyrange run` of `exname`; on
+ * {"ok":true} returns EXIT_OK with the reply in *reply_out (new reference;
+ * NULL: dropped), else prints the error and returns EXIT_INVALID. */
+int cli_control(const char *exname, json_t *req, json_t **reply_out);
 /* CYRANGE_IMAGES, or images/ next to the binary (malloc'd). */
 char *cli_default_images_dir(void);
 
@@ -40,5 +46,7 @@ int cli_journal(int argc, char **argv);
 int cli_steer(int argc, char **argv, const char *cmd, int needs_step);
 int cli_exec(int argc, char **argv);
 int cli_probe(int argc, char **argv);
+int cli_finding(int argc, char **argv);
+int cli_score(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "control.h"
 #include "range.h"
 #include "scenario.h"
 
@@ -79,4 +80,32 @@ int cli_parse_teams(const char *arg, int *out)
         return -1;
     *out = (int)v;
     return 0;
+}
+
+int cli_control(const char *exname, json_t *req, json_t **reply_out)
+{
+    char *path = NULL, err[512];
+    json_t *reply;
+    if (asprintf(&path, "%s/%s/control.sock", cli_state_dir(), exname) < 0) {
+        json_decref(req);
+        return EXIT_INVALID;
+    }
+    reply = control_call(path, req, 30000, err, sizeof(err));
+    free(path);
+    json_decref(req);
+    if (reply == NULL) {
+        fprintf(stderr, "cyrange: %s\n", err);
+        return EXIT_INVALID;
+    }
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        fprintf(stderr, "cyrange: %s\n",
+                json_string_value(json_object_get(reply, "error")) ?: "refused");
+        json_decref(reply);
+        return EXIT_INVALID;
+    }
+    if (reply_out)
+        *reply_out = reply;
+    else
+        json_decref(reply);
+    return EXIT_OK;
 }

@@ -218,6 +218,24 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
         free(sock);
         return EXIT_INVALID;
     }
+    /* The records keep the scenario, so the exercise can be scored and
+     * reviewed after its range is gone. */
+    {
+        char *from = NULL, *to = NULL, *text = NULL;
+        size_t len = 0;
+        FILE *f = NULL;
+        if (asprintf(&from, "%s/scenario.json", dir) >= 0 &&
+            asprintf(&to, "%s/scenario.json", records) >= 0 &&
+            (text = cli_read_text(from, &len)) != NULL && (f = fopen(to, "w")) != NULL) {
+            if (fwrite(text, 1, len, f) != len)
+                fprintf(stderr, "cyrange run: cannot write %s\n", to);
+        }
+        if (f)
+            fclose(f);
+        free(text);
+        free(from);
+        free(to);
+    }
     printf("ground-truth journal: %s/journal.jsonl\n", records);
     c->x = exercise_new(c->loop, p, c->r, records, seed, on_exercise_log, c, err,
                         sizeof(err));
@@ -494,6 +512,41 @@ int cli_run(int argc, char **argv)
     return up_or_run(argc, argv, 1);
 }
 
+/* Capture counters and availability checks of a running exercise. */
+static void print_wire_and_checks(const json_t *reply)
+{
+    size_t i, k;
+    json_t *w, *c, *ck;
+
+    if (json_array_size(json_object_get(reply, "wire")) > 0)
+        printf("\n%-4s %12s %14s %8s %8s %7s %6s\n", "TEAM", "PACKETS", "BYTES", "DROPS",
+               "FLOWS", "FINISHED", "FILES");
+    json_array_foreach(json_object_get(reply, "wire"), i, w)
+        printf("t%02d  %12lld %14lld %8lld %8lld %7lld %6lld\n",
+               (int)json_integer_value(json_object_get(w, "team")),
+               (long long)json_integer_value(json_object_get(w, "packets")),
+               (long long)json_integer_value(json_object_get(w, "bytes")),
+               (long long)(json_integer_value(json_object_get(w, "kernel_drops")) +
+                           json_integer_value(json_object_get(w, "if_drops"))),
+               (long long)json_integer_value(json_object_get(w, "flows_active")),
+               (long long)json_integer_value(json_object_get(w, "flows_finished")),
+               (long long)json_integer_value(json_object_get(w, "files")));
+    json_array_foreach(json_object_get(reply, "checks"), i, c) {
+        json_array_foreach(json_object_get(c, "checks"), k, ck) {
+            if (i == 0 && k == 0)
+                printf("\n%-4s %-16s %-5s %6s %s\n", "TEAM", "CHECK", "UP", "OK", "LAST");
+            json_t *up = json_object_get(ck, "up");
+            printf("t%02d  %-16s %-5s %3lld/%-3lld %s\n",
+                   (int)json_integer_value(json_object_get(c, "team")),
+                   json_string_value(json_object_get(ck, "id")),
+                   json_is_null(up) ? "?" : json_is_true(up) ? "up" : "DOWN",
+                   (long long)json_integer_value(json_object_get(ck, "ok")),
+                   (long long)json_integer_value(json_object_get(ck, "probes")),
+                   json_string_value(json_object_get(ck, "last_detail")));
+        }
+    }
+}
+
 static int status_one(const char *exname, int json, json_t *jall)
 {
     char *spath = NULL, *origin = NULL, *uri = NULL, *dtype = NULL, *text = NULL;
@@ -520,8 +573,10 @@ static int status_one(const char *exname, int json, json_t *jall)
         if (reply != NULL) {
             json_t *guests = json_object_get(reply, "guests");
             if (json) {
-                json_array_append_new(jall, json_pack("{s:s, s:b, s:O}", "exercise",
-                                      exname, "running", 1, "guests", guests));
+                json_array_append_new(jall, json_pack("{s:s, s:b, s:O, s:O*, s:O*}", "exercise",
+                                      exname, "running", 1, "guests", guests, "wire",
+                                      json_object_get(reply, "wire"), "checks",
+                                      json_object_get(reply, "checks")));
             } else {
                 size_t i;
                 json_t *g;
@@ -542,6 +597,7 @@ static int status_one(const char *exname, int json, json_t *jall)
                            json_string_value(json_object_get(g, "domain")),
                            json_string_value(json_object_get(g, "state")), addrs);
                 }
+                print_wire_and_checks(reply);
             }
             json_decref(reply);
             diag_clear(&d);

@@ -20,34 +20,6 @@
 
 /* ---- instructor commands to a running `cyrange run` --------------------- */
 
-static int control_cmd(const char *exname, json_t *req, json_t **reply_out)
-{
-    char *path = NULL, err[512];
-    json_t *reply;
-    if (asprintf(&path, "%s/%s/control.sock", cli_state_dir(), exname) < 0) {
-        json_decref(req);
-        return EXIT_INVALID;
-    }
-    reply = control_call(path, req, 30000, err, sizeof(err));
-    free(path);
-    json_decref(req);
-    if (reply == NULL) {
-        fprintf(stderr, "cyrange: %s\n", err);
-        return EXIT_INVALID;
-    }
-    if (!json_is_true(json_object_get(reply, "ok"))) {
-        fprintf(stderr, "cyrange: %s\n",
-                json_string_value(json_object_get(reply, "error")) ?: "refused");
-        json_decref(reply);
-        return EXIT_INVALID;
-    }
-    if (reply_out)
-        *reply_out = reply;
-    else
-        json_decref(reply);
-    return EXIT_OK;
-}
-
 /* pause | resume | reset EXERCISE [--team N]; skip | inject EXERCISE STEP
  * [--team N] */
 int cli_steer(int argc, char **argv, const char *cmd, int needs_step)
@@ -79,7 +51,7 @@ int cli_steer(int argc, char **argv, const char *cmd, int needs_step)
     json_t *req = json_pack("{s:s, s:i}", "cmd", cmd, "team", team);
     if (needs_step)
         json_object_set_new(req, "step", json_string(argv[optind + 1]));
-    int rc = control_cmd(argv[optind], req, NULL);
+    int rc = cli_control(argv[optind], req, NULL);
     if (rc == EXIT_OK)
         printf("%s: %s done%s\n", argv[optind], argv[0],
                team ? "" : " for every team");
@@ -114,7 +86,7 @@ int cli_timeline(int argc, char **argv)
         fputs("usage: cyrange timeline EXERCISE [--team N] [--json]\n", stderr);
         return EXIT_USAGE;
     }
-    int rc = control_cmd(argv[optind], json_pack("{s:s}", "cmd", "status"), &reply);
+    int rc = cli_control(argv[optind], json_pack("{s:s}", "cmd", "status"), &reply);
     if (rc != EXIT_OK)
         return rc;
     if (json) {

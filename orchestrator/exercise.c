@@ -10,6 +10,10 @@
 #include "action_table.h"
 #include "addr.h"
 #include "agentlink.h"
+#include "checks.h"
+#include "findings.h"
+#include "scorecard.h"
+#include "wire.h"
 #include "community_id.h"
 #include "journal.h"
 #include "proto.h"
@@ -43,7 +47,23 @@ struct exercise {
     unsigned *epochs;          /* per team: bumped by a reset */
     exercise_log_cb log;
     void *opaque;
+    /* Records beside the journal, and their lines in memory for scoring. */
+    json_t *jlog;              /* journal lines */
+    journal *jchecks;          /* checks.jsonl */
+    json_t *check_log;
+    journal *jfindings;        /* findings.jsonl: findings and labels */
+    json_t *findings_log;
+    long long next_finding;
+    checks *ck;
+    wire *w;                   /* captures and flow tables */
+    /* Step results whose flows are looked up on the wire once the
+     * captures have caught up (the kernel hands packets over in blocks). */
+    json_t *marks;             /* [{"due_ms","team","step","flows"}] */
+    uv_timer_t mark_timer;
+    int mark_timer_on;
 };
+
+#define MARK_DELAY_MS 1500
 
 static void xlog(exercise *x, int team, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -65,6 +85,8 @@ static void jwrite(exercise *x, json_t *e)
         return;
     if (journal_append(x->j, e) < 0)
         xlog(x, 0, "WARNING: the journal could not be written");
+    if (x->jlog)
+        json_array_append(x->jlog, e);
     json_decref(e);
 }
 
@@ -176,6 +198,50 @@ static json_t *artefacts(const scn_step *st, const json_t *entry, const json_t *
     return a;
 }
 
+static long long now_wall_ms(void);
+
+/* Journals, for each queued step result that is due (all with `all`),
+ * whether its flows were seen on the team's wire. */
+static void run_marks(exercise *x, int all)
+{
+    long long now = now_wall_ms();
+    size_t i = 0;
+
+    while (i < json_array_size(x->marks)) {
+        json_t *m = json_array_get(x->marks, i);
+        if (!all && json_integer_value(json_object_get(m, "due_ms")) > now) {
+            i++;
+            continue;
+        }
+        int team = (int)json_integer_value(json_object_get(m, "team"));
+        json_t *verdict = wire_mark(x->w, team, json_object_get(m, "flows"));
+        size_t k, seen = 0;
+        json_t *f;
+        json_array_foreach(verdict, k, f)
+            seen += json_is_true(json_object_get(f, "seen"));
+        json_t *e = json_pack("{s:s, s:s, s:i, s:O, s:o, s:I, s:I}", "kind", "wire", "exercise",
+                              x->p->exercise, "team", team, "step",
+                              json_object_get(m, "step"), "flows", verdict, "seen",
+                              (json_int_t)seen, "total", (json_int_t)json_array_size(verdict));
+        jwrite(x, e);
+        json_array_remove(x->marks, i);
+    }
+}
+
+static void on_mark_timer(uv_timer_t *h)
+{
+    run_marks(h->data, 0);
+}
+
+static void queue_mark(exercise *x, int team, const char *step, const json_t *flows)
+{
+    if (x->w == NULL || json_array_size(flows) == 0)
+        return;
+    json_array_append_new(x->marks, json_pack("{s:I, s:i, s:s, s:O}", "due_ms",
+                                              (json_int_t)(now_wall_ms() + MARK_DELAY_MS),
+                                              "team", team, "step", step, "flows", flows));
+}
+
 static void action_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
 {
     pending_step *ps = opaque;
@@ -241,6 +307,7 @@ static void action_reply(agentlink *l, const proto_msg *m, const char *why, void
     }
     /* A result from before a reset belongs to guests that are gone. */
     if (ps->epoch == x->epochs[t->team - 1]) {
+        queue_mark(x, t->team, st->id, json_object_get(e, "flows"));
         jwrite(x, e);
         xlog(x, t->team, "%s %s: %s", st->id, ok ? "succeeded" : "failed", detail);
         timeline_step_result(t->tl, ps->step, ok, detail);
@@ -409,6 +476,14 @@ static void on_condition(timeline *tl, int step, const json_t *when, void *opaqu
         is_check = 1;
         const char *state = json_string_value(json_object_get(when, "state"));
         want_up = !(state && strcmp(state, "down") == 0);
+        /* The checks engine's latest result answers, when there is one. */
+        int up = checks_state(x->ck, t->team, ref);
+        if (up >= 0) {
+            char text[160];
+            snprintf(text, sizeof(text), "check %s is %s", ref, up ? "up" : "down");
+            timeline_condition_result(tl, step, up == want_up, text);
+            return;
+        }
     } else if ((ref = json_string_value(json_object_get(when, "reachable"))) != NULL) {
         from = st->actor;
         to = scenario_host_index(s, ref);
@@ -421,7 +496,7 @@ static void on_condition(timeline *tl, int step, const json_t *when, void *opaqu
         return;
     }
     cond_ctx *c = calloc(1, sizeof(*c));
-    proto_probe pr = { "tcp", addr, port, 3000 };
+    proto_probe pr = { .proto = "tcp", .addr = addr, .port = port, .timeout_ms = 3000 };
     proto_err pe;
     json_t *req = proto_build_probe(0, &pr, &pe);
     if (c == NULL || req == NULL) {
@@ -458,12 +533,54 @@ static void on_event(timeline *tl, int step, const char *what, void *opaque)
     }
 }
 
+/* Opens <dir>/<name>.jsonl for this run.  A previous run's file is kept
+ * under its last write time: a record is never overwritten. */
+static journal *open_record(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char *path = NULL, *old = NULL;
+    struct stat st;
+    journal *j;
+
+    if (asprintf(&path, "%s/%s.jsonl", dir, name) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (stat(path, &st) == 0) {
+        struct tm tm;
+        gmtime_r(&st.st_mtime, &tm);
+        if (asprintf(&old, "%s/%s-%04d%02d%02dT%02d%02d%02dZ.jsonl", dir, name,
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec) >= 0)
+            rename(path, old);
+        free(old);
+    }
+    j = journal_open(path, err, errlen);
+    free(path);
+    return j;
+}
+
+static long long now_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_check_result(checks *c, int team, const json_t *res, void *opaque)
+{
+    exercise *x = opaque;
+    (void)c;
+    (void)team;
+    if (journal_append(x->jchecks, (json_t *)res) < 0)
+        xlog(x, 0, "WARNING: a check result could not be recorded");
+    json_array_append(x->check_log, (json_t *)res);
+}
+
 exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir,
                        uint64_t seed, exercise_log_cb log, void *opaque,
                        char *err, size_t errlen)
 {
     exercise *x = calloc(1, sizeof(*x));
-    char *jpath = NULL;
     static const timeline_ops ops = { on_run, on_condition, on_event };
     if (x == NULL)
         goto oom;
@@ -476,30 +593,34 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     x->dir = strdup(dir);
     x->teams = calloc((size_t)p->n_teams, sizeof(*x->teams));
     x->epochs = calloc((size_t)p->n_teams, sizeof(*x->epochs));
-    if (x->dir == NULL || x->teams == NULL || x->epochs == NULL ||
-        asprintf(&jpath, "%s/journal.jsonl", dir) < 0)
+    if (x->dir == NULL || x->teams == NULL || x->epochs == NULL)
         goto oom;
-    /* A previous run's journal is kept under its start time: a record is
-     * never overwritten. */
-    {
-        struct stat st;
-        if (stat(jpath, &st) == 0) {
-            char *old = NULL;
-            struct tm tm;
-            gmtime_r(&st.st_mtime, &tm);
-            if (asprintf(&old, "%s/journal-%04d%02d%02dT%02d%02d%02dZ.jsonl", dir,
-                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                         tm.tm_min, tm.tm_sec) >= 0)
-                rename(jpath, old);
-            free(old);
-        }
-    }
-    x->j = journal_open(jpath, err, errlen);
-    free(jpath);
-    if (x->j == NULL) {
+    x->jlog = json_array();
+    x->check_log = json_array();
+    x->findings_log = json_array();
+    x->next_finding = 1;
+    if (x->jlog == NULL || x->check_log == NULL || x->findings_log == NULL)
+        goto oom;
+    if ((x->j = open_record(dir, "journal", err, errlen)) == NULL ||
+        (x->jchecks = open_record(dir, "checks", err, errlen)) == NULL ||
+        (x->jfindings = open_record(dir, "findings", err, errlen)) == NULL) {
         exercise_free(x);
         return NULL;
     }
+    if ((x->ck = checks_new(loop, p, r, on_check_result, x)) == NULL ||
+        (x->marks = json_array()) == NULL)
+        goto oom;
+    {
+        wire_opts wo = { .dir = dir, .write = 1 };
+        if ((x->w = wire_new(loop, p, &wo, err, errlen)) == NULL) {
+            exercise_free(x);
+            return NULL;
+        }
+    }
+    uv_timer_init(loop, &x->mark_timer);
+    x->mark_timer.data = x;
+    x->mark_timer_on = 1;
+    uv_timer_start(&x->mark_timer, on_mark_timer, 500, 500);
     jwrite(x, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "kind", "exercise", "event",
                         "opened", "exercise", p->exercise, "scenario", p->scn->id,
                         "teams", p->n_teams, "speed", p->scn->speed));
@@ -521,7 +642,7 @@ int exercise_start(exercise *x)
 {
     for (int t = 0; t < x->n_teams; t++)
         timeline_start(x->teams[t].tl);
-    return 0;
+    return checks_start(x->ck);
 }
 
 json_t *exercise_status(const exercise *x)
@@ -558,8 +679,12 @@ static void reset_done(range *r, int ok, const char *msg, void *opaque)
                           ok ? "reset complete" : "reset failed", "detail", msg);
     jwrite(x, e);
     xlog(x, t->team, "reset %s: %s", ok ? "complete" : "FAILED", msg);
-    if (ok)
+    if (ok) {
+        char err[512];
+        if (wire_team_reopen(x->w, t->team, err, sizeof(err)) < 0)
+            xlog(x, t->team, "WARNING: %s", err);
         timeline_start(t->tl);
+    }
 }
 
 static json_t *team_command(exercise *x, team_ctx *t, const char *cmd, int step)
@@ -596,6 +721,107 @@ static json_t *team_command(exercise *x, team_ctx *t, const char *cmd, int step)
                   : json_pack("{s:b}", "ok", 1);
 }
 
+/* Findings, labels, checks and scores. */
+static json_t *add_finding(exercise *x, int team, const json_t *c)
+{
+    char err[1024];
+    long long now = now_wall_ms();
+
+    if (team < 1)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "a finding needs a team (1..N)");
+    json_t *f = findings_normalize(json_object_get(c, "finding"), x->p->scn, team, now, err,
+                                   sizeof(err));
+    if (f == NULL)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", err);
+    json_object_set_new(f, "id", json_integer(x->next_finding));
+    json_object_set_new(f, "kind", json_string("finding"));
+    const char *by = json_string_value(json_object_get(c, "by"));
+    if (by)
+        json_object_set_new(f, "by", json_string(by));
+    /* Acknowledged only once it is on disk. */
+    if (journal_append(x->jfindings, f) < 0) {
+        json_decref(f);
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "the finding could not be stored");
+    }
+    json_array_append(x->findings_log, f);
+    x->next_finding++;
+    json_t *out = json_pack("{s:b, s:O, s:O}", "ok", 1, "id", json_object_get(f, "id"),
+                            "finding", f);
+    xlog(x, team, "finding #%lld filed", (long long)json_integer_value(json_object_get(f, "id")));
+    json_decref(f);
+    return out;
+}
+
+static json_t *label_finding(exercise *x, const json_t *c)
+{
+    json_int_t id = json_integer_value(json_object_get(c, "finding"));
+    const char *label = NULL;
+    json_t *all = findings_fold(x->findings_log, 0), *f = NULL;
+    size_t i;
+    json_t *it;
+
+    json_array_foreach(all, i, it)
+        if (json_integer_value(json_object_get(it, "id")) == id)
+            f = it;
+    if (f == NULL) {
+        json_decref(all);
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "no such finding");
+    }
+    if (findings_label_parse(json_string_value(json_object_get(c, "label")), &label) < 0) {
+        json_decref(all);
+        return json_pack("{s:b, s:s}", "ok", 0, "error",
+                         "label is duplicate, benign, unscripted or none");
+    }
+    json_t *line = json_pack("{s:s, s:I, s:i, s:s?, s:s?}", "kind", "label", "finding", id,
+                             "team", (int)json_integer_value(json_object_get(f, "team")),
+                             "label", label, "by",
+                             json_string_value(json_object_get(c, "by")));
+    json_decref(all);
+    if (line == NULL || journal_append(x->jfindings, line) < 0) {
+        json_decref(line);
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "the label could not be stored");
+    }
+    json_array_append_new(x->findings_log, line);
+    return json_pack("{s:b, s:I, s:s?}", "ok", 1, "finding", id, "label", label);
+}
+
+static json_t *scoring_command(exercise *x, const char *cmd, int team, const json_t *c)
+{
+    if (strcmp(cmd, "finding") == 0)
+        return add_finding(x, team, c);
+    if (strcmp(cmd, "label") == 0)
+        return label_finding(x, c);
+    if (strcmp(cmd, "findings") == 0)
+        return json_pack("{s:b, s:o}", "ok", 1, "findings", findings_fold(x->findings_log, team));
+    json_t *teams = json_array();
+    for (int t = 1; t <= x->n_teams; t++) {
+        if (team && t != team)
+            continue;
+        if (strcmp(cmd, "wire") == 0) {
+            json_array_append_new(teams, wire_counters(x->w, t));
+            continue;
+        }
+        if (strcmp(cmd, "checks") == 0) {
+            json_array_append_new(teams, json_pack("{s:i, s:o}", "team", t, "checks",
+                                                   checks_status(x->ck, t)));
+            continue;
+        }
+        char err[512];
+        json_t *fl = findings_fold(x->findings_log, t);
+        json_t *wf = wire_flows(x->w, t);
+        json_t *b = scorecard_team(x->p->scn, t, now_wall_ms(), x->jlog, fl, x->check_log,
+                                   wf, NULL, err, sizeof(err));
+        json_decref(fl);
+        json_decref(wf);
+        if (b == NULL) {
+            json_decref(teams);
+            return json_pack("{s:b, s:s}", "ok", 0, "error", err);
+        }
+        json_array_append_new(teams, b);
+    }
+    return json_pack("{s:b, s:o}", "ok", 1, "teams", teams);
+}
+
 json_t *exercise_command(exercise *x, const json_t *c)
 {
     const char *cmd = json_string_value(json_object_get(c, "cmd"));
@@ -628,7 +854,21 @@ json_t *exercise_command(exercise *x, const json_t *c)
                 json_object_set(g, "health", (json_t *)hl);
             json_array_append_new(arr, g);
         }
-        return json_pack("{s:b, s:o}", "ok", 1, "guests", arr);
+        json_t *wires = json_array(), *cks = json_array();
+        for (int t = 1; t <= x->n_teams; t++) {
+            json_array_append_new(wires, wire_counters(x->w, t));
+            json_array_append_new(cks, json_pack("{s:i, s:o}", "team", t, "checks",
+                                                 checks_status(x->ck, t)));
+        }
+        return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "guests", arr, "wire", wires,
+                         "checks", cks);
+    }
+    if (strcmp(cmd, "finding") == 0 || strcmp(cmd, "label") == 0 ||
+        strcmp(cmd, "findings") == 0 || strcmp(cmd, "score") == 0 ||
+        strcmp(cmd, "checks") == 0 || strcmp(cmd, "wire") == 0) {
+        if (team < 0 || team > x->n_teams)
+            return json_pack("{s:b, s:s}", "ok", 0, "error", "no such team");
+        return scoring_command(x, cmd, team, c);
     }
     for (const char *const *k = known; *k; k++)
         ok_cmd |= strcmp(*k, cmd) == 0;
@@ -675,7 +915,19 @@ void exercise_free(exercise *x)
         return;
     for (int t = 0; x->teams && t < x->n_teams; t++)
         timeline_free(x->teams[t].tl);
+    if (x->w && x->marks)
+        run_marks(x, 1);
+    if (x->mark_timer_on)
+        uv_close((uv_handle_t *)&x->mark_timer, NULL);
+    wire_close(x->w);
+    json_decref(x->marks);
     journal_close(x->j);
+    journal_close(x->jchecks);
+    journal_close(x->jfindings);
+    checks_close(x->ck);
+    json_decref(x->jlog);
+    json_decref(x->check_log);
+    json_decref(x->findings_log);
     free(x->teams);
     free(x->epochs);
     free(x->dir);

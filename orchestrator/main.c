@@ -49,6 +49,19 @@ static void usage(FILE *out)
 "                                   TCP connect from a guest (range addresses\n"
 "                                   only); exit 0 when reachable\n"
 "\n"
+"Findings and scores:\n"
+"  finding add EXERCISE --team N --description TEXT [--host H] [--ip A]\n"
+"     [--domain D] [--url U] [--hash H] [--account A] [--flow P:S:SP-D:DP]\n"
+"     [--community-id ID] [--technique T] [--detected TIME] [--action TEXT]\n"
+"                                   file a team's finding (stored before the\n"
+"                                   answer); `finding add --help` for details\n"
+"  finding list EXERCISE [--team N] [--json]\n"
+"  finding label EXERCISE ID duplicate|benign|unscripted|none\n"
+"                                   instructor relabelling of a finding\n"
+"  score EXERCISE [--team N] [--json]\n"
+"                                   every team's score with the reason for\n"
+"                                   every point (live, or from the records)\n"
+"\n"
 "Other:\n"
 "  help                             this text\n"
 "  version                          print the version\n"
@@ -106,6 +119,10 @@ int main(int argc, char **argv)
         return cli_steer(argc - 1, argv + 1, "run", 1);
     if (strcmp(cmd, "probe") == 0)
         return cli_probe(argc - 1, argv + 1);
+    if (strcmp(cmd, "finding") == 0)
+        return cli_finding(argc - 1, argv + 1);
+    if (strcmp(cmd, "score") == 0)
+        return cli_score(argc - 1, argv + 1);
     fprintf(stderr, "cyrange: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

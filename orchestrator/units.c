@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #define MAX_MS (30LL * 24 * 3600 * 1000)
@@ -122,5 +123,50 @@ int units_size_parse_mib(const char *s, int64_t *mib)
     } else {
         return -1;
     }
+    return 0;
+}
+
+/* "2026-11-22T10:03:00Z", with optional ".mmm" and "+hh:mm"/"-hh:mm". */
+int units_utc_parse(const char *s, long long *out)
+{
+    struct tm tm = { 0 };
+    int ms = 0, n = 0;
+    const char *p;
+
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n != 19)
+        return -1;
+    p = s + n;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    long long off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh, mm;
+        if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || hh > 23 || mm > 59)
+            return -1;
+        off = (hh * 60LL + mm) * 60000LL * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *out = (long long)t * 1000 + ms - off;
     return 0;
 }

@@ -21,4 +21,8 @@ void units_clock_format(int64_t ms, char *buf, size_t size);
  * malformed or not a whole number of MiB. */
 int units_size_parse_mib(const char *s, int64_t *mib);
 
+/* Parses a UTC time "2026-11-22T10:03:00Z" (optional ".mmm", or an offset
+ * "+09:00" instead of Z) into milliseconds since the epoch.  0 or -1. */
+int units_utc_parse(const char *s, long long *ms);
+
 #endif

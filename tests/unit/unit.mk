@@ -4,7 +4,7 @@
 # repository root (they chdir to CYRANGE_SRCDIR, compiled in) because they
 # read shipped scenarios and golden case files.
 
-CORE_UNIT_NAMES := jpos units addr scenario plan range timeline community_id
+CORE_UNIT_NAMES := jpos units addr scenario plan range timeline community_id findings
 CORE_UNIT_TESTS := $(CORE_UNIT_NAMES:%=$(BUILD)/tests/test_%)
 
 $(CORE_UNIT_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
