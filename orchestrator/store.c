@@ -182,6 +182,7 @@ struct store {
     int writer_done;
     store_stats stats;
     /* Loop thread only. */
+    int naive;
     int thread_started;
     int torn_down;
     void (*close_cb)(void *opaque);
@@ -554,9 +555,18 @@ static int in_set(const char *s, const char *const *set)
     return 0;
 }
 
+static int run_batch(store *st, op *batch);
+static void batch_done(store *st, op *batch, op *last, uint64_t n, int committed);
+
 static int submit(store *st, op *o)
 {
     int rc = 0;
+    if (st->naive) {
+        /* The reference: one transaction and one fsync per write, with the
+         * loop waiting for the disk. */
+        batch_done(st, o, o, 1, run_batch(st, o));
+        return 0;
+    }
     uv_mutex_lock(&st->mu);
     if (st->closing) {
         rc = -1;
@@ -802,12 +812,34 @@ abort:
     return 0;
 }
 
+/* Hands a finished batch to the loop, where the callbacks run. */
+static void batch_done(store *st, op *batch, op *last, uint64_t n, int committed)
+{
+    uint64_t failed = 0;
+    for (op *o = batch; o; o = o->next)
+        failed += o->res.rc != 0;
+    uv_mutex_lock(&st->mu);
+    if (st->d_tail)
+        st->d_tail->next = batch;
+    else
+        st->d_head = batch;
+    st->d_tail = last;
+    st->stats.ops += n;
+    st->stats.failed += failed;
+    st->stats.batches++;
+    st->stats.commits += committed;
+    if (n > st->stats.max_batch)
+        st->stats.max_batch = n;
+    uv_mutex_unlock(&st->mu);
+    uv_async_send(&st->async);
+}
+
 static void writer_main(void *arg)
 {
     store *st = arg;
     for (;;) {
         op *batch, *last;
-        uint64_t n = 0, failed = 0;
+        uint64_t n = 0;
         int committed;
 
         uv_mutex_lock(&st->mu);
@@ -830,23 +862,7 @@ static void writer_main(void *arg)
         uv_mutex_unlock(&st->mu);
 
         committed = run_batch(st, batch);
-        for (op *o = batch; o; o = o->next)
-            failed += o->res.rc != 0;
-
-        uv_mutex_lock(&st->mu);
-        if (st->d_tail)
-            st->d_tail->next = batch;
-        else
-            st->d_head = batch;
-        st->d_tail = last;
-        st->stats.ops += n;
-        st->stats.failed += failed;
-        st->stats.batches++;
-        st->stats.commits += committed;
-        if (n > st->stats.max_batch)
-            st->stats.max_batch = n;
-        uv_mutex_unlock(&st->mu);
-        uv_async_send(&st->async);
+        batch_done(st, batch, last, n, committed);
     }
 }
 
@@ -979,11 +995,12 @@ int store_schema_latest(void)
     return N_MIGRATIONS;
 }
 
-store *store_open_at(uv_loop_t *loop, const char *path, int max_version,
-                     char *err, size_t errlen)
+store *store_open_opts(uv_loop_t *loop, const char *path, const store_opts *opts,
+                       char *err, size_t errlen)
 {
     store *st = calloc(1, sizeof(*st));
     char mode[16];
+    int max_version = opts ? opts->max_version : 0;
     int rc, target = max_version > 0 && max_version < N_MIGRATIONS ? max_version : N_MIGRATIONS;
 
     if (st == NULL) {
@@ -1041,6 +1058,10 @@ store *store_open_at(uv_loop_t *loop, const char *path, int max_version,
         goto cleanup;
     }
     st->async.data = st;
+    if (opts && opts->naive) {
+        st->naive = 1;
+        return st;
+    }
     if ((rc = uv_thread_create(&st->thread, writer_main, st)) != 0) {
         snprintf(err, errlen, "cannot start the writer thread: %s", uv_strerror(rc));
         /* The handle exists now: the store is freed in its close callback. */
@@ -1059,7 +1080,7 @@ cleanup:
 
 store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errlen)
 {
-    return store_open_at(loop, path, 0, err, errlen);
+    return store_open_opts(loop, path, NULL, err, errlen);
 }
 
 void store_close(store *st, void (*cb)(void *opaque), void *opaque)
@@ -1075,7 +1096,12 @@ void store_close(store *st, void (*cb)(void *opaque), void *opaque)
     st->close_cb = cb;
     st->close_opaque = opaque;
     uv_cond_signal(&st->cv);
+    /* Without a writer thread, nothing is pending beyond the done list. */
+    if (st->naive)
+        st->writer_done = 1;
     uv_mutex_unlock(&st->mu);
+    if (st->naive)
+        uv_async_send(&st->async);
 }
 
 void store_stats_get(store *st, store_stats *out)

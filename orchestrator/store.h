@@ -87,10 +87,17 @@ typedef struct store_stats {
  * on failure, including "database schema version N is newer than this
  * cyrange (M)". */
 store *store_open(uv_loop_t *loop, const char *path, char *err, size_t errlen);
-/* The same, applying migrations only up to `max_version` (0: all): tests
- * use it to build an old database and migrate it. */
-store *store_open_at(uv_loop_t *loop, const char *path, int max_version,
-                     char *err, size_t errlen);
+/* Options for tests and the benchmark; store_open uses all zeros. */
+typedef struct store_opts {
+    int max_version; /* apply migrations only up to this one (0: all), to
+                        build an old database and migrate it */
+    int naive;       /* no writer thread: every write is its own transaction
+                        run at once on the loop (fsync included), callbacks
+                        still later: the benchmark's reference, never for
+                        production */
+} store_opts;
+store *store_open_opts(uv_loop_t *loop, const char *path, const store_opts *opts,
+                       char *err, size_t errlen);
 /* Refuses new writes, lets the writer finish every queued one (their
  * callbacks run first), closes the database and frees `st`; then `cb`
  * (may be NULL) runs on the loop.  `st` must not be used after this call

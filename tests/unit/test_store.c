@@ -98,7 +98,8 @@ static void close_store(fx *f)
 static void open_store(fx *f, int max_version)
 {
     char err[256] = "";
-    f->st = store_open_at(&f->loop, f->path, max_version, err, sizeof(err));
+    store_opts o = { max_version, 0 };
+    f->st = store_open_opts(&f->loop, f->path, &o, err, sizeof(err));
     if (f->st == NULL)
         fail_msg("store_open: %s", err);
 }
@@ -924,6 +925,37 @@ static void test_close_drains(void **state)
     free(c);
 }
 
+/* The benchmark's reference mode: same operations, one commit each. */
+static void test_naive_mode(void **state)
+{
+    fx *f = *state;
+    store_opts o = { 0, 1 };
+    char err[256];
+    store_stats s;
+    json_t *doc = json_pack("{}"), *l;
+    store_err e;
+    box b[10];
+
+    f->st = store_open_opts(&f->loop, f->path, &o, err, sizeof(err));
+    assert_non_null(f->st);
+    put_exercise(f, "ex1");
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(store_finding_add(f->st, "ex1", 1, 0, i, i, doc, on_box, &b[i]), 0);
+        assert_int_equal(b[i].calls, 0); /* callbacks still come later */
+    }
+    run_until(f, &b[9].calls, 1);
+    store_stats_get(f->st, &s);
+    assert_int_equal(s.commits, 13); /* exercise, two teams, ten findings */
+    assert_int_equal(s.max_batch, 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(b[i].calls, 1);
+    l = store_findings_list(f->st, "ex1", 1, &e);
+    assert_int_equal(json_array_size(l), 10);
+    json_decref(l);
+    json_decref(doc);
+}
+
 /* ---- crash durability ------------------------------------------------- */
 
 typedef struct child_ctx {
@@ -1077,6 +1109,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_op_keeps_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_is_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_naive_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
