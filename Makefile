@@ -49,7 +49,7 @@ clean:
 
 # Benchmarks print their figures beside a reference run of the same
 # invocation; they are never timed tests.
-bench: bench-validate bench-range bench-timeline
+bench: bench-validate bench-range bench-timeline bench-match bench-store
 
 bench-range: all images
 	./bench/range-bench.sh

@@ -120,11 +120,13 @@ json_t *scorecard_input(const scenario *s, int team, long long now_ms, const jso
                 if (json_is_string(dl))
                     units_duration_parse(json_string_value(dl), &dms);
                 const json_t *pts = json_object_get(st->params, "points");
-                json_array_append_new(injects,
-                                      json_pack("{s:s, s:I, s:I, s:I, s:n}", "step", st->id,
-                                                "points", json_is_integer(pts) ? json_integer_value(pts) : 10,
-                                                "deadline_ms", (json_int_t)dms, "start_ms",
-                                                (json_int_t)start, "responded_ms"));
+                json_t *inj = json_pack("{s:s, s:I, s:I, s:n}", "step", st->id, "points",
+                                        json_is_integer(pts) ? json_integer_value(pts) : 10,
+                                        "start_ms", (json_int_t)start, "responded_ms");
+                /* No deadline: nothing is ever late. */
+                if (inj && dms > 0)
+                    json_object_set_new(inj, "deadline_ms", json_integer(dms));
+                json_array_append_new(injects, inj);
                 continue;
             }
             json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:I, s:s, s:s?, s:O?, s:O?}",
