@@ -1,7 +1,8 @@
 /* agent: internals of the in-range agent (cyrange-agent), shared by its
  * source files agent.c (main loop, channel, dispatch), agent_sys.c (files,
  * identity, health), agent_net.c (interfaces, addresses, routes),
- * agent_job.c (child processes), agent_probe.c (TCP probes) and
+ * agent_job.c (child processes), agent_probe.c (probes and availability
+ * checks: tcp, http, smtp, dns) and
  * agent_config.c (the config request).
  *
  * Everything runs on one poll() loop in one thread: no function here may
@@ -231,7 +232,8 @@ void agent_job_result(const agent_job *job, proto_exec_result *r);
 
 /* ---- agent_probe.c ------------------------------------------------------ */
 
-/* Run a probe request; the reply is sent when the probe ends. */
+/* Run a probe request (a check when p->kind is set); the reply is sent
+ * when the probe ends.  Copies what it needs: p may be freed on return. */
 void agent_probe_start(agent *a, long long id, const proto_probe *p);
 void agent_probe_watch(agent *a);
 long long agent_probe_deadline(const agent *a);

@@ -815,19 +815,190 @@ static int parse_config(json_t *root, proto_config *c, proto_err *err)
     return 0;
 }
 
+/* ---- probes and availability checks ------------------------------------- */
+
+static const char *const check_kind_names[] = {NULL, "tcp", "http", "smtp",
+                                               "dns"};
+
+const char *proto_check_kind_name(proto_check_kind k)
+{
+    if ((int)k <= 0 ||
+        (size_t)k >= sizeof(check_kind_names) / sizeof(check_kind_names[0]))
+        return NULL;
+    return check_kind_names[k];
+}
+
+int proto_check_kind_parse(const char *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return -1;
+    for (i = 1; i < sizeof(check_kind_names) / sizeof(check_kind_names[0]);
+         i++)
+        if (strcmp(s, check_kind_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The transport a kind runs on: a dns check is one UDP exchange. */
+static const char *check_transport(proto_check_kind k)
+{
+    return k == PROTO_CHECK_DNS ? "udp" : "tcp";
+}
+
+static int check_default_port(proto_check_kind k)
+{
+    switch (k) {
+    case PROTO_CHECK_HTTP:
+        return 80;
+    case PROTO_CHECK_SMTP:
+        return 25;
+    case PROTO_CHECK_DNS:
+        return 53;
+    default:
+        return 0;
+    }
+}
+
+/* Visible ASCII only: the path and Host go into the request line and a
+ * header verbatim, so a space, CR or LF could forge another request. */
+static int visible_ascii(const char *s, size_t max)
+{
+    size_t i, n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > max)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* A DNS name the agent can encode: labels of 1..63 letters, digits, '-'
+ * or '_', at most 253 characters, one optional trailing dot. */
+static int dns_name_valid(const char *s)
+{
+    size_t i, n = s ? strlen(s) : 0, label = 0;
+
+    if (n > 0 && s[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0)
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return 1;
+}
+
+/* The fields only a kind uses; those of other kinds are ignored. */
+static int parse_check_fields(json_t *root, proto_probe *p, proto_err *err)
+{
+    long long status = 200;
+
+    switch (p->kind) {
+    case PROTO_CHECK_HTTP:
+        if (get_str(root, "path", 0, 1, &p->path, err) < 0 ||
+            get_str(root, "host", 0, 1, &p->host, err) < 0 ||
+            get_int(root, "expect_status", 0, 1, 100, 599, &status, err) < 0 ||
+            get_str(root, "expect", 0, 1, &p->expect, err) < 0)
+            return -1;
+        if (p->path != NULL &&
+            (p->path[0] != '/' || !visible_ascii(p->path,
+                                                 PROTO_CHECK_MAX_PATH))) {
+            err_set(err, PROTO_ERR_SCHEMA, "field \"path\" must start with "
+                    "'/' and hold at most %d visible ASCII characters",
+                    PROTO_CHECK_MAX_PATH);
+            return -1;
+        }
+        if (p->host != NULL && !visible_ascii(p->host, PROTO_CHECK_MAX_HOST)) {
+            err_set(err, PROTO_ERR_SCHEMA, "field \"host\" must hold 1..%d "
+                    "visible ASCII characters", PROTO_CHECK_MAX_HOST);
+            return -1;
+        }
+        p->expect_status = (int)status;
+        break;
+    case PROTO_CHECK_SMTP:
+    case PROTO_CHECK_TCP:
+        if (get_str(root, "expect", 0, 1, &p->expect, err) < 0)
+            return -1;
+        break;
+    case PROTO_CHECK_DNS:
+        if (get_str(root, "name", 1, 0, &p->name, err) < 0 ||
+            get_str(root, "expect_address", 0, 1, &p->expect_address,
+                    err) < 0)
+            return -1;
+        if (!dns_name_valid(p->name)) {
+            err_set(err, PROTO_ERR_SCHEMA, "field \"name\" must be a DNS "
+                    "name (labels of 1..63 letters, digits, '-', '_')");
+            return -1;
+        }
+        if (p->expect_address != NULL && !ipv4_valid(p->expect_address)) {
+            err_set(err, PROTO_ERR_SCHEMA, "field \"expect_address\" must be "
+                    "an IPv4 address");
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    if (p->expect != NULL && strlen(p->expect) > PROTO_CHECK_MAX_EXPECT) {
+        err_set(err, PROTO_ERR_SCHEMA, "field \"expect\" is longer than %d "
+                "bytes", PROTO_CHECK_MAX_EXPECT);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_probe(json_t *root, proto_probe *p, proto_err *err)
 {
     long long port = 0, tmo = PROTO_PROBE_DEFAULT_TIMEOUT_MS;
+    const char *kind = NULL;
+    int port_required, k;
 
-    if (get_str(root, "proto", 0, 0, &p->proto, err) < 0 ||
+    if (get_str(root, "kind", 0, 1, &kind, err) < 0 ||
+        get_str(root, "proto", 0, 0, &p->proto, err) < 0 ||
         get_str(root, "addr", 1, 0, &p->addr, err) < 0 ||
         get_int(root, "timeout_ms", 0, 0, 1, PROTO_PROBE_MAX_TIMEOUT_MS, &tmo,
                 err) < 0)
         return -1;
+    if (kind != NULL) {
+        k = proto_check_kind_parse(kind);
+        if (k < 0) {
+            err_set(err, PROTO_ERR_SCHEMA, "field \"kind\" must be \"tcp\", "
+                    "\"http\", \"smtp\" or \"dns\"");
+            return -1;
+        }
+        p->kind = (proto_check_kind)k;
+    }
     if (p->proto == NULL)
-        p->proto = "tcp";
-    if (strcmp(p->proto, "tcp") == 0 &&
-        get_int(root, "port", 1, 0, 1, 65535, &port, err) < 0)
+        p->proto = check_transport(p->kind);
+    if (p->kind != PROTO_CHECK_NONE &&
+        strcmp(p->proto, check_transport(p->kind)) != 0) {
+        err_set(err, PROTO_ERR_SCHEMA, "field \"proto\" must be \"%s\" for "
+                "kind \"%s\"", check_transport(p->kind),
+                proto_check_kind_name(p->kind));
+        return -1;
+    }
+    /* The version-1 rule: a tcp probe names its port; a check may take
+     * its service's usual one. */
+    port_required = p->kind == PROTO_CHECK_TCP ||
+                    (p->kind == PROTO_CHECK_NONE &&
+                     strcmp(p->proto, "tcp") == 0);
+    port = check_default_port(p->kind);
+    if ((port_required || p->kind != PROTO_CHECK_NONE) &&
+        get_int(root, "port", port_required, 0, 1, 65535, &port, err) < 0)
         return -1;
     if (!ipv4_valid(p->addr)) {
         err_set(err, PROTO_ERR_SCHEMA, "field \"addr\" must be an IPv4 "
@@ -836,7 +1007,7 @@ static int parse_probe(json_t *root, proto_probe *p, proto_err *err)
     }
     p->port = (int)port;
     p->timeout_ms = (int)tmo;
-    return 0;
+    return parse_check_fields(root, p, err);
 }
 
 static int parse_exec(json_t *root, proto_exec *e, proto_err *err)
@@ -1276,6 +1447,40 @@ fail:
     return NULL;
 }
 
+static int build_check_fields(json_t *m, const proto_probe *p,
+                              proto_err *err)
+{
+    switch (p->kind) {
+    case PROTO_CHECK_HTTP:
+        if ((p->path && put(m, "path", json_string(p->path), err) < 0) ||
+            (p->host && put(m, "host", json_string(p->host), err) < 0) ||
+            put(m, "expect_status",
+                json_integer(p->expect_status > 0 ? p->expect_status : 200),
+                err) < 0 ||
+            (p->expect && put(m, "expect", json_string(p->expect), err) < 0))
+            return -1;
+        return 0;
+    case PROTO_CHECK_SMTP:
+    case PROTO_CHECK_TCP:
+        if (p->expect && put(m, "expect", json_string(p->expect), err) < 0)
+            return -1;
+        return 0;
+    case PROTO_CHECK_DNS:
+        if (p->name == NULL) {
+            err_set(err, PROTO_ERR_ARG, "probe: a dns check needs a name");
+            return -1;
+        }
+        if (put(m, "name", json_string(p->name), err) < 0 ||
+            (p->expect_address &&
+             put(m, "expect_address", json_string(p->expect_address), err) <
+                 0))
+            return -1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 json_t *proto_build_probe(long long id, const proto_probe *p, proto_err *err)
 {
     json_t *m = NULL;
@@ -1285,16 +1490,26 @@ json_t *proto_build_probe(long long id, const proto_probe *p, proto_err *err)
         err_set(err, PROTO_ERR_ARG, "probe: addr required");
         return NULL;
     }
+    if (p->kind != PROTO_CHECK_NONE && proto_check_kind_name(p->kind) == NULL) {
+        err_set(err, PROTO_ERR_ARG, "probe: unknown kind %d", (int)p->kind);
+        return NULL;
+    }
     m = msg_new("probe", 1, id, err);
     if (m == NULL)
         return NULL;
-    if (put(m, "proto", json_string(p->proto ? p->proto : "tcp"), err) < 0 ||
+    if ((p->kind != PROTO_CHECK_NONE &&
+         put(m, "kind", json_string(proto_check_kind_name(p->kind)), err) <
+             0) ||
+        put(m, "proto",
+            json_string(p->proto ? p->proto : check_transport(p->kind)),
+            err) < 0 ||
         put(m, "addr", json_string(p->addr), err) < 0 ||
         (p->port > 0 && put(m, "port", json_integer(p->port), err) < 0) ||
         put(m, "timeout_ms",
             json_integer(p->timeout_ms > 0 ? p->timeout_ms
                                            : PROTO_PROBE_DEFAULT_TIMEOUT_MS),
-            err) < 0) {
+            err) < 0 ||
+        build_check_fields(m, p, err) < 0) {
         json_decref(m);
         return NULL;
     }
@@ -1415,6 +1630,17 @@ json_t *proto_build_probe_reply(long long id, const proto_probe_result *r,
         (!r->reachable &&
          put(m, "error", json_string(r->error ? r->error : "unreachable"),
              err) < 0)) {
+        json_decref(m);
+        return NULL;
+    }
+    /* Only a check reply carries these: a version-1 orchestrator gets the
+     * reply it always got. */
+    if (r->has_check &&
+        (put(m, "check_ok", json_boolean(r->check_ok), err) < 0 ||
+         put(m, "status", r->status >= 0 ? json_integer(r->status)
+                                         : json_null(), err) < 0 ||
+         put(m, "detail", json_string(r->detail ? r->detail : ""), err) <
+             0)) {
         json_decref(m);
         return NULL;
     }
@@ -1639,14 +1865,26 @@ fail:
 int proto_parse_probe_reply(const proto_msg *m, proto_probe_result *out,
                             proto_err *err)
 {
+    long long status = -1;
+    int rc;
+
     err_reset(err);
     memset(out, 0, sizeof(*out));
+    out->status = -1;
     if (reply_check(m, err) < 0)
         return -1;
     if (get_bool(m->root, "reachable", 1, &out->reachable, err) < 0 ||
         get_number(m->root, "rtt_ms", 0, &out->rtt_ms, err) < 0 ||
         get_str(m->root, "error", 0, 1, &out->error, err) < 0)
         return -1;
+    rc = get_bool(m->root, "check_ok", 0, &out->check_ok, err);
+    if (rc < 0)
+        return -1;
+    out->has_check = rc;
+    if (get_int(m->root, "status", 0, 1, 0, 65535, &status, err) < 0 ||
+        get_str(m->root, "detail", 0, 1, &out->detail, err) < 0)
+        return -1;
+    out->status = (int)status;
     return 0;
 }
 

@@ -43,6 +43,11 @@
 #define PROTO_EXEC_MAX_ARGC 256
 #define PROTO_PROBE_DEFAULT_TIMEOUT_MS 2000
 #define PROTO_PROBE_MAX_TIMEOUT_MS 60000
+/* Bounds of the availability-check fields of a probe. */
+#define PROTO_CHECK_MAX_PATH 1024
+#define PROTO_CHECK_MAX_HOST 255
+#define PROTO_CHECK_MAX_EXPECT 1024
+#define PROTO_CHECK_MAX_DETAIL 256
 
 typedef enum proto_errcode {
     PROTO_OK = 0,
@@ -181,11 +186,40 @@ typedef struct proto_config {
     size_t nenv;
 } proto_config;
 
+/* What a probe checks beyond reachability ("kind" on the wire).  NONE is
+ * the version-1 probe: no "kind" is sent and the reply has no check
+ * fields, so older peers see exactly what they always saw. */
+typedef enum proto_check_kind {
+    PROTO_CHECK_NONE = 0,
+    PROTO_CHECK_TCP,  /* connect, as NONE, but with a check result; with
+                         expect, what the service says first must hold it */
+    PROTO_CHECK_HTTP, /* GET path; status and body */
+    PROTO_CHECK_SMTP, /* the banner */
+    PROTO_CHECK_DNS   /* an A query over UDP */
+} proto_check_kind;
+
+/* The wire name of a kind ("tcp", "http", ...); NULL for NONE. */
+const char *proto_check_kind_name(proto_check_kind k);
+/* The kind named s, or -1 when s names none (NULL and "" included). */
+int proto_check_kind_parse(const char *s);
+
+/* The fields after timeout_ms were added for availability checks; an
+ * initialiser that stops at timeout_ms leaves them zero, a plain probe. */
 typedef struct proto_probe {
-    const char *proto; /* "tcp" (NULL means tcp when building) */
+    const char *proto; /* "tcp", or "udp" for dns (NULL: the kind's) */
     const char *addr;  /* IPv4 dotted quad */
-    int port;          /* 1..65535 */
+    int port;          /* 1..65535; 0 with a kind: 80, 25, 53 */
     int timeout_ms;    /* 0 means PROTO_PROBE_DEFAULT_TIMEOUT_MS */
+    proto_check_kind kind;
+    const char *path;           /* http: request path; NULL means "/" */
+    const char *host;           /* http: Host header; NULL means addr */
+    int expect_status;          /* http: 0 means 200 */
+    const char *expect;         /* http body, smtp banner or what a tcp
+                                   service says first must contain it;
+                                   NULL: not tested */
+    const char *name;           /* dns: the name to resolve (required) */
+    const char *expect_address; /* dns: an A record must equal it; NULL:
+                                   any answer with rcode 0 will do */
 } proto_probe;
 
 typedef struct proto_exec {
@@ -251,10 +285,20 @@ typedef struct proto_health {
     int services_started;
 } proto_health;
 
+/* Check fields come after error, so {reachable, rtt, error} initialisers
+ * keep building the version-1 reply. */
 typedef struct proto_probe_result {
     int reachable;
-    double rtt_ms;     /* time to the connect result (also when refused) */
+    double rtt_ms;     /* time to the connect result (also when refused);
+                          dns: time to the answer */
     const char *error; /* "ECONNREFUSED", "timeout", ... when !reachable */
+    int has_check;     /* 1: a check ran (the request had a kind) and the
+                          three fields below are on the wire */
+    int check_ok;      /* the check's expectations held */
+    int status;        /* http status, smtp code or dns rcode; -1: none was
+                          read (sent as null) */
+    const char *detail; /* short text for people, e.g. "HTTP 503"; NULL is
+                           sent as "" */
 } proto_probe_result;
 
 typedef struct proto_exec_result {
@@ -305,7 +349,9 @@ int proto_parse_health_reply(const proto_msg *m, proto_health *out,
                              proto_err *err);
 void proto_health_clear(proto_health *h);
 
-/* Nothing to free: strings are borrowed from m. */
+/* Nothing to free: strings are borrowed from m.  A reply without
+ * "check_ok" (an older agent, or a request without kind) gives has_check 0
+ * and status -1. */
 int proto_parse_probe_reply(const proto_msg *m, proto_probe_result *out,
                             proto_err *err);
 int proto_parse_exec_reply(const proto_msg *m, proto_exec_result *out,

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 
 #include <cmocka.h>
@@ -67,6 +69,9 @@ typedef struct agent_proc {
     int hellos;
     proto_msg hello; /* the one sent on connect */
 } agent_proc;
+
+/* The check servers (below), also stopped by the group teardown. */
+static void ck_stop(void);
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -433,6 +438,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    ck_stop();
     if (g.dir[0] != '\0' && getenv("CYRANGE_TEST_KEEP") == NULL)
         sh("rm -rf %s", g.dir);
     return 0;
@@ -622,7 +628,8 @@ static void test_reconnect_sends_hello(void **state)
 static void probe(agent_proc *ap, long long id, const char *addr, int port,
                   int timeout_ms)
 {
-    proto_probe p = {"tcp", addr, port, timeout_ms};
+    proto_probe p = {
+        .proto = "tcp", .addr = addr, .port = port, .timeout_ms = timeout_ms};
     proto_err err;
 
     send_msg(ap, proto_build_probe(id, &p, &err));
@@ -674,6 +681,11 @@ static void test_probe_in_range(void **state)
     assert_int_equal(proto_parse_probe_reply(&m, &r, &err), 0);
     assert_true(r.reachable);
     assert_true(r.rtt_ms >= 0 && r.rtt_ms < 1000);
+    /* A probe without kind gets the version-1 reply, nothing more. */
+    assert_false(r.has_check);
+    assert_null(json_object_get(m.root, "check_ok"));
+    assert_null(json_object_get(m.root, "status"));
+    assert_null(json_object_get(m.root, "detail"));
     proto_msg_clear(&m);
     close(lfd);
 
@@ -748,6 +760,971 @@ static void test_probe_concurrent(void **state)
     }
     /* Six 600 ms probes in parallel, not 3.6 s in a row. */
     assert_true(now_ms() - t0 < 1800);
+}
+
+/* ---- availability checks ------------------------------------------------------ */
+
+/* Tiny servers the check tests probe: HTTP, SMTP and DNS on a dummy link of
+ * our own (198.18.254.1 and .2) in the test's network namespace.  They run
+ * in one thread of the test, started after the agent (so the agent's fork
+ * never sees a second thread), and never use cmocka. */
+
+#define CK_A "198.18.254.1"
+#define CK_B "198.18.254.2"
+#define CK_HTTP_PORT 8080
+#define CK_SILENT_PORT 8081 /* accepts and never says a word */
+#define CK_CLOSED_PORT 8099 /* nobody listens */
+#define CK_SMTP_PORT 2525
+#define CK_DNS_PORT 5353
+#define CK_DNS_CLOSED_PORT 5354
+#define CK_MAX_HELD 300
+
+static struct {
+    char ifname[IF_NAMESIZE - 1]; /* room for the veth peer's "p" */
+    int made;
+    int running;
+    pthread_t th;
+    int stop[2];
+    int http, silent, smtp_a, smtp_b, dns;
+    int held[CK_MAX_HELD]; /* connections kept open until the end */
+    size_t nheld;
+    pthread_mutex_t mu;
+    char request[2048];    /* the last HTTP request, as received */
+    int quit_seen;         /* the SMTP client said QUIT */
+    unsigned char query[512]; /* the last DNS query */
+    size_t query_len;
+} ck = {.stop = {-1, -1}, .http = -1, .silent = -1, .smtp_a = -1,
+        .smtp_b = -1, .dns = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void ck_hold(int fd)
+{
+    if (ck.nheld < CK_MAX_HELD)
+        ck.held[ck.nheld++] = fd;
+    else
+        close(fd);
+}
+
+static void ck_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until the blank line ending a request or timeout_ms. */
+static size_t ck_read_until(int fd, char *buf, size_t cap, const char *end,
+                            int timeout_ms)
+{
+    size_t len = 0;
+    long long stop = now_ms() + timeout_ms;
+
+    buf[0] = '\0';
+    while (len + 1 < cap && strstr(buf, end) == NULL) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        long long left = stop - now_ms();
+        ssize_t n;
+        if (left <= 0 || poll(&p, 1, (int)left) != 1)
+            break;
+        n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return len;
+}
+
+static void ck_http(int fd)
+{
+    static char big[200 * 1024];
+    char req[2048], path[256] = "", hdr[256], body[1600];
+    size_t blen;
+
+    ck_read_until(fd, req, sizeof(req), "\r\n\r\n", 2000);
+    pthread_mutex_lock(&ck.mu);
+    snprintf(ck.request, sizeof(ck.request), "%s", req);
+    pthread_mutex_unlock(&ck.mu);
+    if (sscanf(req, "GET %255s ", path) != 1)
+        path[0] = '\0';
+    if (strcmp(path, "/ok") == 0) {
+        /* 1500 bytes with the expected text in the middle. */
+        memset(body, '.', 1500);
+        memcpy(body + 700, "<h1>Welcome</h1>", 16);
+        blen = 1500;
+        snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Type: text/html"
+                 "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", blen);
+        ck_send_all(fd, hdr, strlen(hdr));
+        ck_send_all(fd, body, blen);
+    } else if (strcmp(path, "/down") == 0) {
+        static const char r[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                "Content-Length: 5\r\n\r\ndown\n";
+        ck_send_all(fd, r, sizeof(r) - 1);
+    } else if (strcmp(path, "/big") == 0) {
+        /* No length, 200 KiB, the text only at the very end. */
+        static const char h[] = "HTTP/1.0 200 OK\r\n\r\n";
+        memset(big, 'x', sizeof(big));
+        memcpy(big + sizeof(big) - 8, "Welcome\n", 8);
+        ck_send_all(fd, h, sizeof(h) - 1);
+        ck_send_all(fd, big, sizeof(big));
+    } else if (strcmp(path, "/keep") == 0) {
+        /* Ignores "Connection: close": the length must end the read. */
+        static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n"
+                                "Connection: keep-alive\r\n\r\nWelcome here";
+        ck_send_all(fd, r, sizeof(r) - 1);
+        ck_hold(fd);
+        return;
+    } else if (strcmp(path, "/stall") == 0) {
+        static const char r[] = "HTTP/1.0 200 OK\r\n";
+        ck_send_all(fd, r, sizeof(r) - 1);
+        ck_hold(fd);
+        return;
+    } else if (strcmp(path, "/close") == 0) {
+        /* Hangs up without a word. */
+    } else if (strcmp(path, "/junk") == 0) {
+        static const char r[] = "\xff\xfe SSH-2.0-OpenSSH\r\n";
+        ck_send_all(fd, r, sizeof(r) - 1);
+    } else {
+        static const char r[] = "HTTP/1.0 404 Not Found\r\n\r\nnothing\n";
+        ck_send_all(fd, r, sizeof(r) - 1);
+    }
+    close(fd);
+}
+
+static void ck_smtp(int fd, int good)
+{
+    char buf[256];
+
+    if (!good) {
+        static const char r[] = "554 no service here\r\n";
+        ck_send_all(fd, r, sizeof(r) - 1);
+        close(fd);
+        return;
+    }
+    /* A multi-line banner in two pieces: the agent must wait for the
+     * last line. */
+    ck_send_all(fd, "220-mail.example.test ESMTP ready\r\n", 35);
+    usleep(50000);
+    ck_send_all(fd, "220 mail ESMTP\r\n", 16);
+    ck_read_until(fd, buf, sizeof(buf), "\r\n", 2000);
+    if (strcmp(buf, "QUIT\r\n") == 0) {
+        pthread_mutex_lock(&ck.mu);
+        ck.quit_seen = 1;
+        pthread_mutex_unlock(&ck.mu);
+        ck_send_all(fd, "221 bye\r\n", 9);
+    }
+    close(fd);
+}
+
+static size_t ck_put16(unsigned char *b, size_t o, unsigned v)
+{
+    b[o] = (unsigned char)(v >> 8);
+    b[o + 1] = (unsigned char)v;
+    return o + 2;
+}
+
+/* An RR header: name (given as bytes), type, class IN, ttl 60, rdlen. */
+static size_t ck_rr(unsigned char *b, size_t o, const unsigned char *name,
+                    size_t nlen, unsigned type, unsigned rdlen)
+{
+    memcpy(b + o, name, nlen);
+    o += nlen;
+    o = ck_put16(b, o, type);
+    o = ck_put16(b, o, 1);
+    o = ck_put16(b, o, 0);
+    o = ck_put16(b, o, 60);
+    return ck_put16(b, o, rdlen);
+}
+
+static size_t ck_a(unsigned char *b, size_t o, const unsigned char *name,
+                   size_t nlen, const char *addr)
+{
+    o = ck_rr(b, o, name, nlen, 1, 4);
+    inet_pton(AF_INET, addr, b + o);
+    return o + 4;
+}
+
+static void ck_dns(int fd)
+{
+    static const unsigned char ptr_q[] = {0xC0, 0x0C}; /* the question */
+    unsigned char q[512], r[1024];
+    char name[256];
+    struct sockaddr_in from;
+    socklen_t flen = sizeof(from);
+    ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+                         &flen);
+    size_t o = 12, nl = 0, qend;
+    unsigned an = 0, rcode = 0;
+
+    if (n < 17)
+        return;
+    pthread_mutex_lock(&ck.mu);
+    memcpy(ck.query, q, (size_t)n);
+    ck.query_len = (size_t)n;
+    pthread_mutex_unlock(&ck.mu);
+    /* The question's name as text. */
+    while (o < (size_t)n && q[o] != 0 && q[o] < 64 &&
+           o + 1 + q[o] < (size_t)n && nl + q[o] + 2 < sizeof(name)) {
+        if (nl > 0)
+            name[nl++] = '.';
+        memcpy(name + nl, q + o + 1, q[o]);
+        nl += q[o];
+        o += 1 + (size_t)q[o];
+    }
+    name[nl] = '\0';
+    qend = o + 5;
+    if (qend > (size_t)n)
+        return;
+    memcpy(r, q, qend);
+    o = qend;
+    if (strcmp(name, "silent.example.test") == 0) {
+        return;
+    } else if (strcmp(name, "www.example.test") == 0) {
+        /* www CNAME web.<the question's example.test>, web A 198.18.1.80:
+         * the A record's name is a pointer into the CNAME's data. */
+        static const unsigned char cname[] = {3, 'w', 'e', 'b', 0xC0, 16};
+        size_t at;
+        o = ck_rr(r, o, ptr_q, 2, 5, sizeof(cname));
+        at = o;
+        memcpy(r + o, cname, sizeof(cname));
+        o += sizeof(cname);
+        {
+            unsigned char ptr[2] = {(unsigned char)(0xC0 | (at >> 8)),
+                                    (unsigned char)at};
+            o = ck_a(r, o, ptr, 2, "198.18.1.80");
+        }
+        an = 2;
+    } else if (strcmp(name, "multi.example.test") == 0) {
+        o = ck_a(r, o, ptr_q, 2, "198.18.1.81");
+        o = ck_a(r, o, ptr_q, 2, "198.18.1.82");
+        an = 2;
+    } else if (strcmp(name, "empty.example.test") == 0) {
+        an = 0;
+    } else if (strcmp(name, "wrongid.example.test") == 0) {
+        /* A stray answer with another id first: it must be ignored. */
+        r[0] ^= 0x5a;
+        r[2] = 0x81;
+        r[3] = 0x80;
+        ck_put16(r, 4, 1);
+        ck_put16(r, 6, 1);
+        ck_a(r, o, ptr_q, 2, "198.18.1.66");
+        sendto(fd, r, o + 16, 0, (struct sockaddr *)&from, flen);
+        r[0] ^= 0x5a;
+        o = ck_a(r, o, ptr_q, 2, "198.18.1.80");
+        an = 1;
+    } else if (strcmp(name, "trunc.example.test") == 0) {
+        /* One answer announced, cut inside its fixed fields. */
+        o = ck_a(r, o, ptr_q, 2, "198.18.1.80") - 10;
+        an = 1;
+    } else if (strcmp(name, "cut.example.test") == 0) {
+        /* The data length runs past the end of the datagram. */
+        o = ck_a(r, o, ptr_q, 2, "198.18.1.80") - 2;
+        an = 1;
+    } else if (strcmp(name, "loop.example.test") == 0) {
+        /* A name that points at itself. */
+        unsigned char self[2] = {(unsigned char)(0xC0 | (o >> 8)),
+                                 (unsigned char)o};
+        o = ck_a(r, o, self, 2, "198.18.1.80");
+        an = 1;
+    } else if (strcmp(name, "loop2.example.test") == 0) {
+        /* Two labels whose pointers lead to each other. */
+        unsigned char two[6] = {1, 'a', 0xC0, 0, 0xC0, 0};
+        two[3] = (unsigned char)(o + 4);
+        two[5] = (unsigned char)o;
+        o = ck_a(r, o, two, 6, "198.18.1.80");
+        an = 1;
+    } else if (strcmp(name, "far.example.test") == 0) {
+        /* A pointer past the end of the message. */
+        static const unsigned char far[2] = {0xC3, 0xFF};
+        o = ck_a(r, o, far, 2, "198.18.1.80");
+        an = 1;
+    } else if (strcmp(name, "ext.example.test") == 0) {
+        /* A reserved label type (0x40). */
+        static const unsigned char ext[3] = {0x41, 'x', 0};
+        o = ck_a(r, o, ext, 3, "198.18.1.80");
+        an = 1;
+    } else if (strcmp(name, "badlen.example.test") == 0) {
+        /* An A record of five bytes. */
+        o = ck_rr(r, o, ptr_q, 2, 1, 5);
+        memcpy(r + o, "\306\22\1\120\0", 5);
+        o += 5;
+        an = 1;
+    } else if (strcmp(name, "header.example.test") == 0) {
+        /* Eleven bytes: too short to be an answer at all, then silence. */
+        o = 11;
+    } else {
+        rcode = 3; /* NXDOMAIN */
+    }
+    r[2] = 0x81; /* QR, RD */
+    r[3] = (unsigned char)(0x80 | rcode); /* RA */
+    ck_put16(r, 4, 1);
+    ck_put16(r, 6, an);
+    ck_put16(r, 8, 0);
+    ck_put16(r, 10, 0);
+    sendto(fd, r, o, 0, (struct sockaddr *)&from, flen);
+}
+
+static void *ck_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct pollfd p[6] = {
+            {.fd = ck.stop[0], .events = POLLIN},
+            {.fd = ck.http, .events = POLLIN},
+            {.fd = ck.silent, .events = POLLIN},
+            {.fd = ck.smtp_a, .events = POLLIN},
+            {.fd = ck.smtp_b, .events = POLLIN},
+            {.fd = ck.dns, .events = POLLIN},
+        };
+        int fd;
+
+        if (poll(p, 6, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].revents)
+            break;
+        if (p[1].revents && (fd = accept4(ck.http, NULL, NULL,
+                                          SOCK_CLOEXEC)) >= 0)
+            ck_http(fd);
+        if (p[2].revents && (fd = accept4(ck.silent, NULL, NULL,
+                                          SOCK_CLOEXEC)) >= 0)
+            ck_hold(fd);
+        if (p[3].revents && (fd = accept4(ck.smtp_a, NULL, NULL,
+                                          SOCK_CLOEXEC)) >= 0)
+            ck_smtp(fd, 1);
+        if (p[4].revents && (fd = accept4(ck.smtp_b, NULL, NULL,
+                                          SOCK_CLOEXEC)) >= 0)
+            ck_smtp(fd, 0);
+        if (p[5].revents)
+            ck_dns(ck.dns);
+    }
+    return NULL;
+}
+
+static int ck_socket(const char *addr, int port, int type)
+{
+    struct sockaddr_in sin;
+    int one = 1, fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)port);
+    inet_pton(AF_INET, addr, &sin.sin_addr);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+        (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Stops the servers and removes the dummy link; safe to call twice and
+ * after a half-done start. */
+static void ck_stop(void)
+{
+    size_t i;
+
+    if (ck.running) {
+        if (write(ck.stop[1], "x", 1) != 1)
+            pthread_cancel(ck.th);
+        pthread_join(ck.th, NULL);
+        ck.running = 0;
+    }
+    for (i = 0; i < ck.nheld; i++)
+        close(ck.held[i]);
+    ck.nheld = 0;
+    if (ck.stop[0] >= 0) {
+        close(ck.stop[0]);
+        close(ck.stop[1]);
+    }
+    ck.stop[0] = ck.stop[1] = -1;
+    if (ck.http >= 0)
+        close(ck.http);
+    if (ck.silent >= 0)
+        close(ck.silent);
+    if (ck.smtp_a >= 0)
+        close(ck.smtp_a);
+    if (ck.smtp_b >= 0)
+        close(ck.smtp_b);
+    if (ck.dns >= 0)
+        close(ck.dns);
+    ck.http = ck.silent = ck.smtp_a = ck.smtp_b = ck.dns = -1;
+    if (ck.made) {
+        sh("ip link del %s 2>/dev/null", ck.ifname);
+        ck.made = 0;
+    }
+}
+
+static int ck_start(void)
+{
+    snprintf(ck.ifname, sizeof(ck.ifname), "cybck%d", (int)(getpid() % 1000));
+    sh("ip link del %s 2>/dev/null", ck.ifname);
+    /* A dummy link; kernels built without CONFIG_DUMMY get a veth pair
+     * (its peer, <name>p, goes with it). */
+    if (sh("ip link add %s type dummy 2>/dev/null", ck.ifname) != 0 &&
+        sh("ip link add %s type veth peer name %sp && ip link set %sp up",
+           ck.ifname, ck.ifname, ck.ifname) != 0)
+        return -1;
+    ck.made = 1;
+    if (sh("ip addr add " CK_A "/32 dev %s && ip addr add " CK_B "/32 dev %s "
+           "&& ip link set %s up", ck.ifname, ck.ifname, ck.ifname) != 0)
+        goto fail;
+    ck.http = ck_socket(CK_A, CK_HTTP_PORT, SOCK_STREAM);
+    ck.silent = ck_socket(CK_A, CK_SILENT_PORT, SOCK_STREAM);
+    ck.smtp_a = ck_socket(CK_A, CK_SMTP_PORT, SOCK_STREAM);
+    ck.smtp_b = ck_socket(CK_B, CK_SMTP_PORT, SOCK_STREAM);
+    ck.dns = ck_socket(CK_B, CK_DNS_PORT, SOCK_DGRAM);
+    if (ck.http < 0 || ck.silent < 0 || ck.smtp_a < 0 || ck.smtp_b < 0 ||
+        ck.dns < 0 || pipe2(ck.stop, O_CLOEXEC) < 0)
+        goto fail;
+    ck.quit_seen = 0;
+    ck.request[0] = '\0';
+    ck.query_len = 0;
+    if (pthread_create(&ck.th, NULL, ck_main, NULL) != 0)
+        goto fail;
+    ck.running = 1;
+    return 0;
+fail:
+    ck_stop();
+    return -1;
+}
+
+static int check_setup(void **state)
+{
+    /* The agent first: its fork happens while we have one thread. */
+    if (agent_setup(state) < 0)
+        return -1;
+    if (g.netns && ck_start() < 0) {
+        fprintf(stderr, "test_agent: cannot start the check servers\n");
+        agent_teardown(state);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_teardown(void **state)
+{
+    ck_stop();
+    return agent_teardown(state);
+}
+
+/* Runs one check; *r views m (clear it after use).  Returns the time the
+ * answer took in ms. */
+static long long run_check(agent_proc *ap, long long id, const proto_probe *p,
+                           proto_msg *m, proto_probe_result *r)
+{
+    long long t0 = now_ms();
+    proto_err err;
+
+    send_msg(ap, proto_build_probe(id, p, &err));
+    wait_reply(ap, id, p->timeout_ms + 3000, m);
+    if (!m->u.reply.ok)
+        fail_msg("check %lld refused: %s", id, m->u.reply.error);
+    if (proto_parse_probe_reply(m, r, &err) < 0)
+        fail_msg("check %lld: bad reply: %s", id, err.msg);
+    assert_true(r->has_check);
+    assert_non_null(r->detail);
+    return now_ms() - t0;
+}
+
+static void expect_detail(const proto_probe_result *r, const char *want)
+{
+    if (strcmp(r->detail, want) != 0)
+        fail_msg("detail \"%s\", expected \"%s\"", r->detail, want);
+}
+
+static void expect_detail_has(const proto_probe_result *r, const char *want)
+{
+    if (strstr(r->detail, want) == NULL)
+        fail_msg("detail \"%s\" lacks \"%s\"", r->detail, want);
+}
+
+static void test_check_http(void **state)
+{
+    agent_proc *ap = *state;
+    proto_probe p = {.addr = CK_A, .port = CK_HTTP_PORT, .timeout_ms = 3000,
+                     .kind = PROTO_CHECK_HTTP, .path = "/ok",
+                     .host = "www.example.test", .expect = "Welcome"};
+    proto_probe_result r;
+    proto_msg m;
+    long long ms;
+
+    if (!g.netns)
+        skip();
+    ms = run_check(ap, 500, &p, &m, &r);
+    print_message("http check round trip %lld ms (connect %.3f ms)\n", ms,
+                  r.rtt_ms);
+    assert_true(r.reachable);
+    assert_true(r.check_ok);
+    assert_int_equal(r.status, 200);
+    expect_detail(&r, "HTTP 200, 1500 bytes, contains \"Welcome\"");
+    assert_null(r.error);
+    proto_msg_clear(&m);
+    pthread_mutex_lock(&ck.mu);
+    assert_string_equal(ck.request,
+                        "GET /ok HTTP/1.0\r\nHost: www.example.test\r\n"
+                        "User-Agent: cyrange-check\r\nConnection: close\r\n\r\n");
+    pthread_mutex_unlock(&ck.mu);
+
+    /* Host defaults to the address; text that is not there fails. */
+    p.host = NULL;
+    p.expect = "Goodbye";
+    run_check(ap, 501, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 200);
+    expect_detail(&r, "HTTP 200, 1500 bytes, does not contain \"Goodbye\"");
+    proto_msg_clear(&m);
+    pthread_mutex_lock(&ck.mu);
+    assert_non_null(strstr(ck.request, "\r\nHost: " CK_A "\r\n"));
+    pthread_mutex_unlock(&ck.mu);
+
+    /* A wrong status. */
+    p.path = "/down";
+    p.expect = NULL;
+    run_check(ap, 502, &p, &m, &r);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 503);
+    expect_detail(&r, "HTTP 503 (expected 200), 5 bytes");
+    proto_msg_clear(&m);
+    /* ... which is right when asked for. */
+    p.expect_status = 503;
+    p.expect = "down";
+    run_check(ap, 503, &p, &m, &r);
+    assert_true(r.check_ok);
+    expect_detail(&r, "HTTP 503, 5 bytes, contains \"down\"");
+    proto_msg_clear(&m);
+    p.expect_status = 0;
+
+    p.path = "/nothing-here";
+    run_check(ap, 504, &p, &m, &r);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 404);
+    proto_msg_clear(&m);
+
+    /* The length ends a response the server keeps open. */
+    p.path = "/keep";
+    p.expect = "Welcome";
+    p.timeout_ms = 5000;
+    ms = run_check(ap, 505, &p, &m, &r);
+    assert_true(r.check_ok);
+    expect_detail(&r, "HTTP 200, 12 bytes, contains \"Welcome\"");
+    assert_true(ms < 2000);
+    proto_msg_clear(&m);
+
+    /* Only 64 KiB are read: text past them is not seen. */
+    p.path = "/big";
+    ms = run_check(ap, 506, &p, &m, &r);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 200);
+    expect_detail_has(&r, "(first 64 KiB)");
+    expect_detail_has(&r, "does not contain \"Welcome\"");
+    assert_true(ms < 3000);
+    proto_msg_clear(&m);
+
+    /* Not HTTP at all: the bytes are quoted as printable ASCII. */
+    p.path = "/junk";
+    p.expect = NULL;
+    run_check(ap, 507, &p, &m, &r);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, -1);
+    assert_true(json_is_null(json_object_get(m.root, "status")));
+    expect_detail(&r, "not an HTTP response: \"?? SSH-2.0-OpenSSH\"");
+    proto_msg_clear(&m);
+
+    p.path = "/close";
+    run_check(ap, 508, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    expect_detail(&r, "closed without a response");
+    proto_msg_clear(&m);
+}
+
+static void test_check_http_failures(void **state)
+{
+    agent_proc *ap = *state;
+    proto_probe p = {.addr = CK_A, .port = CK_CLOSED_PORT, .timeout_ms = 2000,
+                     .kind = PROTO_CHECK_HTTP, .path = "/ok"};
+    proto_probe_result r;
+    proto_msg m;
+    long long ms;
+
+    if (!g.netns)
+        skip();
+    /* Refused. */
+    run_check(ap, 520, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_string_equal(r.error, "ECONNREFUSED");
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, -1);
+    expect_detail(&r, "ECONNREFUSED");
+    proto_msg_clear(&m);
+
+    /* A server that accepts and never answers. */
+    p.port = CK_SILENT_PORT;
+    p.timeout_ms = 400;
+    ms = run_check(ap, 521, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_null(r.error);
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 400 ms in read");
+    assert_true(ms >= 390 && ms < 1500);
+    proto_msg_clear(&m);
+
+    /* A status line and then nothing. */
+    p.port = CK_HTTP_PORT;
+    p.path = "/stall";
+    run_check(ap, 522, &p, &m, &r);
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 400 ms in read (17 bytes received)");
+    proto_msg_clear(&m);
+
+    /* Nobody answers ARP on cyrt0's link: the connect times out. */
+    p.addr = "198.18.9.2";
+    p.timeout_ms = 300;
+    ms = run_check(ap, 523, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_string_equal(r.error, "timeout");
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 300 ms in connect");
+    assert_true(ms < 1500);
+    proto_msg_clear(&m);
+
+    /* A plain tcp check. */
+    p.kind = PROTO_CHECK_TCP;
+    p.addr = CK_A;
+    p.port = CK_HTTP_PORT;
+    p.timeout_ms = 1000;
+    run_check(ap, 524, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_true(r.check_ok);
+    assert_int_equal(r.status, -1);
+    assert_true(strncmp(r.detail, "connected in ", 13) == 0);
+    proto_msg_clear(&m);
+    p.port = CK_CLOSED_PORT;
+    run_check(ap, 525, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_false(r.check_ok);
+    expect_detail(&r, "ECONNREFUSED");
+    proto_msg_clear(&m);
+
+    /* With expect, what the service says first must hold the text; the
+     * check ends as soon as it has come. */
+    p.port = CK_SMTP_PORT;
+    p.expect = "220 mail";
+    p.timeout_ms = 3000;
+    ms = run_check(ap, 526, &p, &m, &r);
+    assert_true(r.check_ok);
+    assert_int_equal(r.status, -1);
+    expect_detail(&r, "banner 220-mail.example.test ESMTP ready, contains "
+                      "\"220 mail\"");
+    assert_true(ms < 1000);
+    proto_msg_clear(&m);
+    p.expect = "SSH-2.0";
+    p.timeout_ms = 400;
+    run_check(ap, 527, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 400 ms in read (51 bytes received)");
+    proto_msg_clear(&m);
+    p.port = CK_SILENT_PORT;
+    run_check(ap, 528, &p, &m, &r);
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 400 ms in read");
+    proto_msg_clear(&m);
+}
+
+static void test_check_refused_outside_range(void **state)
+{
+    agent_proc *ap = *state;
+    proto_probe h = {.addr = "10.0.0.1", .port = 80, .timeout_ms = 300,
+                     .kind = PROTO_CHECK_HTTP};
+    proto_probe d = {.addr = "127.0.0.53", .timeout_ms = 300,
+                     .kind = PROTO_CHECK_DNS, .name = "www.example.test"};
+    proto_err err;
+    proto_msg m;
+
+    send_msg(ap, proto_build_probe(530, &h, &err));
+    wait_reply(ap, 530, 2000, &m);
+    assert_false(m.u.reply.ok);
+    assert_non_null(strstr(m.u.reply.error, "198.18.0.0/15"));
+    assert_null(json_object_get(m.root, "check_ok"));
+    proto_msg_clear(&m);
+    send_msg(ap, proto_build_probe(531, &d, &err));
+    wait_reply(ap, 531, 2000, &m);
+    assert_false(m.u.reply.ok);
+    assert_non_null(strstr(m.u.reply.error, "198.18.0.0/15"));
+    proto_msg_clear(&m);
+    /* A bad check field is answered with that id and the field's name. */
+    send_line(ap, "{\"t\":\"probe\",\"id\":532,\"kind\":\"http\",\"addr\":"
+                  "\"198.18.254.1\",\"path\":\"/a\\r\\nX: 1\"}");
+    wait_reply(ap, 532, 2000, &m);
+    assert_false(m.u.reply.ok);
+    assert_non_null(strstr(m.u.reply.error, "path"));
+    proto_msg_clear(&m);
+}
+
+static void test_check_smtp(void **state)
+{
+    agent_proc *ap = *state;
+    /* Only the banner's last line says "220 mail". */
+    proto_probe p = {.addr = CK_A, .port = CK_SMTP_PORT, .timeout_ms = 3000,
+                     .kind = PROTO_CHECK_SMTP, .expect = "220 mail"};
+    proto_probe_result r;
+    proto_msg m;
+    long long end;
+    int quit = 0;
+
+    if (!g.netns)
+        skip();
+    run_check(ap, 540, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_true(r.check_ok);
+    assert_int_equal(r.status, 220);
+    expect_detail(&r, "banner 220-mail.example.test ESMTP ready, contains "
+                      "\"220 mail\"");
+    proto_msg_clear(&m);
+    /* The agent says goodbye. */
+    for (end = now_ms() + 2000; now_ms() < end && !quit; usleep(10000)) {
+        pthread_mutex_lock(&ck.mu);
+        quit = ck.quit_seen;
+        pthread_mutex_unlock(&ck.mu);
+    }
+    assert_true(quit);
+
+    p.expect = "Postfix";
+    run_check(ap, 541, &p, &m, &r);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 220);
+    expect_detail_has(&r, "does not contain \"Postfix\"");
+    proto_msg_clear(&m);
+
+    /* Not 220. */
+    p.addr = CK_B;
+    p.expect = NULL;
+    run_check(ap, 542, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 554);
+    expect_detail(&r, "banner 554 no service here");
+    proto_msg_clear(&m);
+
+    /* No banner within the time. */
+    p.addr = CK_A;
+    p.port = CK_SILENT_PORT;
+    p.timeout_ms = 400;
+    run_check(ap, 543, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, -1);
+    expect_detail(&r, "timeout after 400 ms in read");
+    proto_msg_clear(&m);
+
+    p.port = CK_CLOSED_PORT;
+    run_check(ap, 544, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_string_equal(r.error, "ECONNREFUSED");
+    assert_false(r.check_ok);
+    proto_msg_clear(&m);
+
+    /* An HTTP server is not a mail server. */
+    p.port = CK_HTTP_PORT;
+    p.timeout_ms = 3000;
+    run_check(ap, 545, &p, &m, &r);
+    assert_false(r.check_ok);
+    proto_msg_clear(&m);
+}
+
+static void test_check_dns(void **state)
+{
+    agent_proc *ap = *state;
+    proto_probe p = {.addr = CK_B, .port = CK_DNS_PORT, .timeout_ms = 2000,
+                     .kind = PROTO_CHECK_DNS, .name = "www.example.test",
+                     .expect_address = "198.18.1.80"};
+    static const unsigned char qname[] = "\3www\7example\4test";
+    proto_probe_result r;
+    proto_msg m;
+    long long ms;
+
+    if (!g.netns)
+        skip();
+    run_check(ap, 560, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_true(r.check_ok);
+    assert_int_equal(r.status, 0);
+    expect_detail(&r, "198.18.1.80");
+    proto_msg_clear(&m);
+    /* The query as sent: RD, one question, type A, class IN. */
+    pthread_mutex_lock(&ck.mu);
+    assert_int_equal(ck.query_len, 12 + sizeof(qname) + 4);
+    assert_int_equal(ck.query[2], 0x01);
+    assert_int_equal(ck.query[5], 1);
+    assert_memory_equal(ck.query + 12, qname, sizeof(qname));
+    assert_memory_equal(ck.query + 12 + sizeof(qname), "\0\1\0\1", 4);
+    pthread_mutex_unlock(&ck.mu);
+
+    p.name = "www.example.test.";
+    p.expect_address = NULL;
+    run_check(ap, 561, &p, &m, &r);
+    assert_true(r.check_ok);
+    expect_detail(&r, "198.18.1.80");
+    proto_msg_clear(&m);
+
+    /* The wrong address. */
+    p.name = "multi.example.test";
+    p.expect_address = "198.18.1.80";
+    run_check(ap, 562, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 0);
+    expect_detail(&r, "198.18.1.81, 198.18.1.82 (expected 198.18.1.80)");
+    proto_msg_clear(&m);
+    p.expect_address = "198.18.1.82";
+    run_check(ap, 563, &p, &m, &r);
+    assert_true(r.check_ok);
+    proto_msg_clear(&m);
+
+    p.name = "missing.example.test";
+    p.expect_address = NULL;
+    run_check(ap, 564, &p, &m, &r);
+    assert_true(r.reachable);
+    assert_false(r.check_ok);
+    assert_int_equal(r.status, 3);
+    expect_detail(&r, "NXDOMAIN");
+    proto_msg_clear(&m);
+
+    /* No A record: fine without an expected address, not with one. */
+    p.name = "empty.example.test";
+    run_check(ap, 565, &p, &m, &r);
+    assert_true(r.check_ok);
+    expect_detail(&r, "no A record");
+    proto_msg_clear(&m);
+    p.expect_address = "198.18.1.80";
+    run_check(ap, 566, &p, &m, &r);
+    assert_false(r.check_ok);
+    expect_detail(&r, "no A record (expected 198.18.1.80)");
+    proto_msg_clear(&m);
+
+    /* An answer with another id is not ours. */
+    p.name = "wrongid.example.test";
+    run_check(ap, 567, &p, &m, &r);
+    assert_true(r.check_ok);
+    expect_detail(&r, "198.18.1.80");
+    proto_msg_clear(&m);
+
+    /* No answer. */
+    p.name = "silent.example.test";
+    p.timeout_ms = 400;
+    ms = run_check(ap, 568, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_string_equal(r.error, "timeout");
+    assert_false(r.check_ok);
+    expect_detail(&r, "timeout after 400 ms in read");
+    assert_true(ms < 1500);
+    proto_msg_clear(&m);
+
+    /* Nobody on the port: the ICMP error ends the check early. */
+    p.port = CK_DNS_CLOSED_PORT;
+    p.name = "www.example.test";
+    p.timeout_ms = 2000;
+    ms = run_check(ap, 569, &p, &m, &r);
+    assert_false(r.reachable);
+    assert_string_equal(r.error, "ECONNREFUSED");
+    assert_false(r.check_ok);
+    assert_true(ms < 1000);
+    proto_msg_clear(&m);
+}
+
+static void test_check_dns_malformed(void **state)
+{
+    agent_proc *ap = *state;
+    static const char *const names[] = {
+        "trunc.example.test", "cut.example.test", "loop.example.test",
+        "loop2.example.test", "far.example.test", "ext.example.test",
+        "badlen.example.test"};
+    proto_probe p = {.addr = CK_B, .port = CK_DNS_PORT, .timeout_ms = 2000,
+                     .kind = PROTO_CHECK_DNS};
+    proto_probe_result r;
+    proto_err err;
+    proto_msg m;
+    size_t i;
+    int st = 0;
+
+    if (!g.netns)
+        skip();
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        p.name = names[i];
+        run_check(ap, 580 + (long long)i, &p, &m, &r);
+        if (r.check_ok || strncmp(r.detail, "malformed answer", 16) != 0)
+            fail_msg("%s: check_ok %d, detail \"%s\"", names[i], r.check_ok,
+                     r.detail);
+        assert_true(r.reachable);
+        assert_int_equal(r.status, 0);
+        proto_msg_clear(&m);
+    }
+    /* Too short to be an answer: ignored, so the check times out. */
+    p.name = "header.example.test";
+    p.timeout_ms = 300;
+    run_check(ap, 590, &p, &m, &r);
+    assert_false(r.reachable);
+    expect_detail(&r, "timeout after 300 ms in read");
+    proto_msg_clear(&m);
+    /* The agent is alive and well. */
+    send_msg(ap, proto_build_health_req(591, &err));
+    wait_reply(ap, 591, 2000, &m);
+    assert_true(m.u.reply.ok);
+    proto_msg_clear(&m);
+    assert_int_equal(waitpid(ap->pid, &st, WNOHANG), 0);
+}
+
+/* At most AGENT_MAX_PROBES (256) at once; more are refused as busy, and
+ * every accepted one still ends at its deadline. */
+static void test_check_limit(void **state)
+{
+    agent_proc *ap = *state;
+    proto_probe p = {.addr = CK_B, .port = CK_DNS_PORT, .timeout_ms = 1500,
+                     .kind = PROTO_CHECK_DNS, .name = "silent.example.test"};
+    proto_err err;
+    proto_msg m;
+    int i, busy = 0, timeouts = 0;
+    long long t0;
+
+    if (!g.netns)
+        skip();
+    t0 = now_ms();
+    for (i = 0; i < 260; i++)
+        send_msg(ap, proto_build_probe(1000 + i, &p, &err));
+    while (busy + timeouts < 260) {
+        if (recv_msg(ap, 5000, &m) < 0)
+            fail_msg("%d busy, %d timeouts, then nothing", busy, timeouts);
+        if (m.type == PROTO_T_REPLY && m.id >= 1000 && m.id < 1260) {
+            if (!m.u.reply.ok && strstr(m.u.reply.error, "busy") != NULL)
+                busy++;
+            else if (m.u.reply.ok &&
+                     strcmp(jstr(&m, "detail"),
+                            "timeout after 1500 ms in read") == 0)
+                timeouts++;
+            else
+                fail_msg("unexpected reply to %lld", m.id);
+        }
+        proto_msg_clear(&m);
+    }
+    print_message("256 dns checks of 1500 ms at once: all answered in "
+                  "%lld ms\n", now_ms() - t0);
+    assert_int_equal(busy, 4);
+    assert_int_equal(timeouts, 256);
+    /* In parallel: about one timeout, not 256 of them. */
+    assert_true(now_ms() - t0 < 4000);
 }
 
 /* ---- exec ------------------------------------------------------------------------ */
@@ -1374,6 +2351,20 @@ int main(void)
                                         agent_setup, agent_teardown),
         cmocka_unit_test_setup_teardown(test_probe_concurrent, agent_setup,
                                         agent_teardown),
+        cmocka_unit_test_setup_teardown(test_check_http, check_setup,
+                                        check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_http_failures,
+                                        check_setup, check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_refused_outside_range,
+                                        check_setup, check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_smtp, check_setup,
+                                        check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_dns, check_setup,
+                                        check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_dns_malformed,
+                                        check_setup, check_teardown),
+        cmocka_unit_test_setup_teardown(test_check_limit, check_setup,
+                                        check_teardown),
         cmocka_unit_test_setup_teardown(test_exec_status_output, agent_setup,
                                         agent_teardown),
         cmocka_unit_test_setup_teardown(test_exec_timeout_kills_group,

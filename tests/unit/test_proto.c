@@ -53,6 +53,11 @@ static void roundtrip(json_t *msg, proto_msg *out)
     json_decref(msg);
 }
 
+static const char *jstr_of(const proto_msg *m, const char *key)
+{
+    return json_string_value(json_object_get(m->root, key));
+}
+
 static int parse_str(const char *s, proto_msg *m, proto_err *err)
 {
     return proto_parse(s, strlen(s), m, err);
@@ -524,7 +529,7 @@ static void test_config_invalid(void **state)
 
 static void test_probe_roundtrip(void **state)
 {
-    proto_probe p = {NULL, "198.18.1.20", 80, 0};
+    proto_probe p = {.addr = "198.18.1.20", .port = 80};
     proto_msg m;
     proto_err err;
 
@@ -547,6 +552,338 @@ static void test_probe_roundtrip(void **state)
     /* Parsing does not judge the range: the agent refuses, with a reason. */
     assert_int_equal(parse_str("{\"t\":\"probe\",\"id\":1,\"addr\":\"127.0.0.1\","
                                "\"port\":22}", &m, &err), 0);
+    proto_msg_clear(&m);
+}
+
+/* A version-1 probe: built without kind, it carries no check field, and a
+ * version-1 line parses to kind NONE. */
+static void test_probe_v1_compat(void **state)
+{
+    proto_probe p = {.proto = "tcp", .addr = "198.18.1.20", .port = 22,
+                     .timeout_ms = 500};
+    const char *keys[] = {"kind", "path", "host", "expect_status", "expect",
+                          "name", "expect_address"};
+    proto_probe_result r = {.reachable = 1, .rtt_ms = 2.5}, rp;
+    json_t *j = NULL;
+    proto_msg m;
+    proto_err err;
+    size_t i;
+
+    (void)state;
+    j = proto_build_probe(3, &p, &err);
+    assert_non_null(j);
+    /* t, id, proto, addr, port, timeout_ms: exactly what v1 sent. */
+    assert_int_equal(json_object_size(j), 6);
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_null(json_object_get(j, keys[i]));
+    roundtrip(j, &m);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_NONE);
+    assert_null(m.u.probe.path);
+    assert_null(m.u.probe.expect);
+    assert_null(m.u.probe.name);
+    assert_int_equal(m.u.probe.port, 22);
+    assert_int_equal(m.u.probe.timeout_ms, 500);
+    proto_msg_clear(&m);
+
+    /* An old line, as an old orchestrator writes it. */
+    assert_int_equal(parse_str("{\"t\":\"probe\",\"id\":4,\"proto\":\"tcp\","
+                               "\"addr\":\"198.18.1.1\",\"port\":25,"
+                               "\"timeout_ms\":2000}", &m, &err), 0);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_NONE);
+    assert_string_equal(m.u.probe.proto, "tcp");
+    assert_int_equal(m.u.probe.port, 25);
+    assert_int_equal(m.u.probe.expect_status, 0);
+    proto_msg_clear(&m);
+    /* Without kind the port is still required, and other protos parse
+     * (the agent answers them unsupported). */
+    assert_int_equal(parse_str("{\"t\":\"probe\",\"id\":4,\"addr\":\"198.18.1.1\"}",
+                               &m, &err), -1);
+    assert_non_null(strstr(err.msg, "port"));
+    assert_int_equal(parse_str("{\"t\":\"probe\",\"id\":4,\"proto\":\"icmp\","
+                               "\"addr\":\"198.18.1.1\"}", &m, &err), 0);
+    assert_int_equal(m.u.probe.port, 0);
+    proto_msg_clear(&m);
+
+    /* A reply without check: the v1 keys only; parsed, no check. */
+    j = proto_build_probe_reply(5, &r, &err);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "check_ok"));
+    assert_null(json_object_get(j, "status"));
+    assert_null(json_object_get(j, "detail"));
+    assert_null(json_object_get(j, "error"));
+    roundtrip(j, &m);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), 0);
+    assert_true(rp.reachable);
+    assert_false(rp.has_check);
+    assert_int_equal(rp.status, -1);
+    assert_null(rp.detail);
+    proto_msg_clear(&m);
+    /* An old agent's reply to a check request parses the same way. */
+    assert_int_equal(parse_str("{\"t\":\"reply\",\"id\":6,\"ok\":true,"
+                               "\"reachable\":false,\"rtt_ms\":1,"
+                               "\"error\":\"timeout\"}", &m, &err), 0);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), 0);
+    assert_false(rp.has_check);
+    assert_false(rp.check_ok);
+    assert_string_equal(rp.error, "timeout");
+    proto_msg_clear(&m);
+}
+
+static void test_probe_check_roundtrip(void **state)
+{
+    proto_probe h = {.addr = "198.18.1.80", .timeout_ms = 5000,
+                     .kind = PROTO_CHECK_HTTP, .path = "/index.html?a=1",
+                     .host = "www.example.test", .expect_status = 301,
+                     .expect = "Welcome \"home\" \xc3\xa9"};
+    proto_probe s = {.addr = "198.18.1.25", .kind = PROTO_CHECK_SMTP,
+                     .expect = "ESMTP"};
+    proto_probe d = {.addr = "198.18.1.53", .port = 5353,
+                     .kind = PROTO_CHECK_DNS, .name = "www.example.test.",
+                     .expect_address = "198.18.1.80"};
+    proto_probe t = {.addr = "198.18.1.22", .port = 22,
+                     .kind = PROTO_CHECK_TCP};
+    json_t *j = NULL;
+    proto_msg m;
+    proto_err err;
+
+    (void)state;
+    roundtrip(proto_build_probe(1, &h, &err), &m);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_HTTP);
+    assert_string_equal(m.u.probe.proto, "tcp");
+    assert_int_equal(m.u.probe.port, 80);
+    assert_int_equal(m.u.probe.timeout_ms, 5000);
+    assert_string_equal(m.u.probe.path, "/index.html?a=1");
+    assert_string_equal(m.u.probe.host, "www.example.test");
+    assert_int_equal(m.u.probe.expect_status, 301);
+    assert_string_equal(m.u.probe.expect, "Welcome \"home\" \xc3\xa9");
+    assert_null(m.u.probe.name);
+    assert_string_equal(jstr_of(&m, "kind"), "http");
+    proto_msg_clear(&m);
+    /* Defaults of an http check: path "/", Host the address, 200. */
+    h.path = h.host = h.expect = NULL;
+    h.expect_status = 0;
+    roundtrip(proto_build_probe(2, &h, &err), &m);
+    assert_null(m.u.probe.path);
+    assert_null(m.u.probe.host);
+    assert_null(m.u.probe.expect);
+    assert_int_equal(m.u.probe.expect_status, 200);
+    proto_msg_clear(&m);
+
+    roundtrip(proto_build_probe(3, &s, &err), &m);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_SMTP);
+    assert_int_equal(m.u.probe.port, 25);
+    assert_string_equal(m.u.probe.expect, "ESMTP");
+    assert_string_equal(m.u.probe.proto, "tcp");
+    proto_msg_clear(&m);
+
+    roundtrip(proto_build_probe(4, &d, &err), &m);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_DNS);
+    assert_string_equal(m.u.probe.proto, "udp");
+    assert_int_equal(m.u.probe.port, 5353);
+    assert_string_equal(m.u.probe.name, "www.example.test.");
+    assert_string_equal(m.u.probe.expect_address, "198.18.1.80");
+    proto_msg_clear(&m);
+    d.port = 0;
+    d.expect_address = NULL;
+    roundtrip(proto_build_probe(5, &d, &err), &m);
+    assert_int_equal(m.u.probe.port, 53);
+    assert_null(m.u.probe.expect_address);
+    proto_msg_clear(&m);
+    /* A dns check without a name cannot be built. */
+    d.name = NULL;
+    assert_null(proto_build_probe(6, &d, &err));
+    assert_int_equal(err.code, PROTO_ERR_ARG);
+    d.kind = (proto_check_kind)42;
+    d.name = "x.test";
+    assert_null(proto_build_probe(6, &d, &err));
+
+    roundtrip(proto_build_probe(7, &t, &err), &m);
+    assert_int_equal(m.u.probe.kind, PROTO_CHECK_TCP);
+    assert_int_equal(m.u.probe.port, 22);
+    assert_null(m.u.probe.expect);
+    proto_msg_clear(&m);
+    t.expect = "SSH-2.0";
+    roundtrip(proto_build_probe(7, &t, &err), &m);
+    assert_string_equal(m.u.probe.expect, "SSH-2.0");
+    proto_msg_clear(&m);
+    /* A dns check has no expect (expect_address says it). */
+    d.kind = PROTO_CHECK_DNS;
+    d.expect = "x";
+    j = proto_build_probe(9, &d, &err);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "expect"));
+    json_decref(j);
+
+    /* Fields of another kind are ignored, not parsed. */
+    assert_int_equal(parse_str("{\"t\":\"probe\",\"id\":8,\"kind\":\"smtp\","
+                               "\"addr\":\"198.18.1.1\",\"path\":7,"
+                               "\"name\":\"..\"}", &m, &err), 0);
+    assert_null(m.u.probe.path);
+    assert_null(m.u.probe.name);
+    proto_msg_clear(&m);
+
+    assert_int_equal(proto_check_kind_parse("dns"), PROTO_CHECK_DNS);
+    assert_int_equal(proto_check_kind_parse("http"), PROTO_CHECK_HTTP);
+    assert_int_equal(proto_check_kind_parse("HTTP"), -1);
+    assert_int_equal(proto_check_kind_parse(""), -1);
+    assert_int_equal(proto_check_kind_parse(NULL), -1);
+    assert_string_equal(proto_check_kind_name(PROTO_CHECK_SMTP), "smtp");
+    assert_null(proto_check_kind_name(PROTO_CHECK_NONE));
+    assert_null(proto_check_kind_name((proto_check_kind)9));
+}
+
+static void test_probe_check_invalid(void **state)
+{
+    static const struct {
+        const char *fields;
+        const char *expect;
+    } cases[] = {
+        {"\"kind\":\"ftp\"", "kind"},
+        {"\"kind\":3", "kind"},
+        {"\"kind\":\"tcp\"", "port"},
+        {"\"kind\":\"http\",\"port\":0", "port"},
+        {"\"kind\":\"http\",\"proto\":\"udp\"", "proto"},
+        {"\"kind\":\"dns\",\"proto\":\"tcp\",\"name\":\"a.test\"", "proto"},
+        {"\"kind\":\"http\",\"path\":\"index.html\"", "path"},
+        {"\"kind\":\"http\",\"path\":\"/a b\"", "path"},
+        {"\"kind\":\"http\",\"path\":\"/a\\r\\nX: y\"", "path"},
+        {"\"kind\":\"http\",\"path\":\"/\\u00e9\"", "path"},
+        {"\"kind\":\"http\",\"path\":\"\"", "path"},
+        {"\"kind\":\"http\",\"host\":\"a\\nb\"", "host"},
+        {"\"kind\":\"http\",\"host\":\"\"", "host"},
+        {"\"kind\":\"http\",\"expect_status\":99", "expect_status"},
+        {"\"kind\":\"http\",\"expect_status\":600", "expect_status"},
+        {"\"kind\":\"http\",\"expect_status\":\"200\"", "expect_status"},
+        {"\"kind\":\"smtp\",\"expect\":5", "expect"},
+        {"\"kind\":\"dns\"", "name"},
+        {"\"kind\":\"dns\",\"name\":\"a..test\"", "name"},
+        {"\"kind\":\"dns\",\"name\":\".\"", "name"},
+        {"\"kind\":\"dns\",\"name\":\"a b.test\"", "name"},
+        {"\"kind\":\"dns\",\"name\":\"a.test\",\"expect_address\":\"web\"",
+         "expect_address"},
+    };
+    char line[512], longname[320], *big = NULL;
+    proto_msg m;
+    proto_err err;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(line, sizeof(line), "{\"t\":\"probe\",\"id\":%zu,"
+                 "\"addr\":\"198.18.1.1\",%s}", i + 1, cases[i].fields);
+        if (parse_str(line, &m, &err) == 0) {
+            proto_msg_clear(&m);
+            fail_msg("accepted: %s", line);
+        }
+        assert_int_equal(err.code, PROTO_ERR_SCHEMA);
+        assert_true(err.has_id);
+        assert_int_equal(err.id, (long long)i + 1);
+        if (strstr(err.msg, cases[i].expect) == NULL)
+            fail_msg("%s: error \"%s\" does not mention \"%s\"", line, err.msg,
+                     cases[i].expect);
+    }
+    /* A label of 64 characters, and a name past 253. */
+    memset(longname, 'a', 64);
+    longname[64] = '\0';
+    snprintf(line, sizeof(line), "{\"t\":\"probe\",\"id\":1,\"kind\":\"dns\","
+             "\"addr\":\"198.18.1.1\",\"name\":\"%s.test\"}", longname);
+    assert_int_equal(parse_str(line, &m, &err), -1);
+    longname[63] = '\0';
+    snprintf(line, sizeof(line), "{\"t\":\"probe\",\"id\":1,\"kind\":\"dns\","
+             "\"addr\":\"198.18.1.1\",\"name\":\"%s.test\"}", longname);
+    assert_int_equal(parse_str(line, &m, &err), 0);
+    proto_msg_clear(&m);
+    for (i = 0; i < 255; i++)
+        longname[i] = (i % 2) ? '.' : 'a';
+    longname[255] = '\0';
+    snprintf(line, sizeof(line), "{\"t\":\"probe\",\"id\":1,\"kind\":\"dns\","
+             "\"addr\":\"198.18.1.1\",\"name\":\"%s\"}", longname);
+    assert_int_equal(parse_str(line, &m, &err), -1);
+    longname[253] = '\0';
+    snprintf(line, sizeof(line), "{\"t\":\"probe\",\"id\":1,\"kind\":\"dns\","
+             "\"addr\":\"198.18.1.1\",\"name\":\"%s.\"}", longname);
+    assert_int_equal(parse_str(line, &m, &err), 0);
+    proto_msg_clear(&m);
+    /* expect is bounded. */
+    big = malloc(PROTO_CHECK_MAX_EXPECT + 200);
+    assert_non_null(big);
+    memset(line, 0, sizeof(line));
+    i = (size_t)snprintf(big, 200, "{\"t\":\"probe\",\"id\":1,\"kind\":\"smtp\","
+                         "\"addr\":\"198.18.1.1\",\"expect\":\"");
+    memset(big + i, 'x', PROTO_CHECK_MAX_EXPECT + 1);
+    snprintf(big + i + PROTO_CHECK_MAX_EXPECT + 1, 8, "\"}");
+    assert_int_equal(parse_str(big, &m, &err), -1);
+    assert_non_null(strstr(err.msg, "expect"));
+    /* One byte less is fine. */
+    snprintf(big + i + PROTO_CHECK_MAX_EXPECT, 8, "\"}");
+    assert_int_equal(parse_str(big, &m, &err), 0);
+    assert_int_equal(strlen(m.u.probe.expect), PROTO_CHECK_MAX_EXPECT);
+    proto_msg_clear(&m);
+    free(big);
+}
+
+static void test_probe_check_reply(void **state)
+{
+    proto_probe_result r = {.reachable = 1, .rtt_ms = 0.5, .has_check = 1,
+                            .check_ok = 1, .status = 0,
+                            .detail = "198.18.1.80"}, rp;
+    json_t *j = NULL;
+    proto_msg m;
+    proto_err err;
+
+    (void)state;
+    /* status 0 is a real value (dns NOERROR). */
+    roundtrip(proto_build_probe_reply(1, &r, &err), &m);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), 0);
+    assert_true(rp.has_check);
+    assert_true(rp.check_ok);
+    assert_int_equal(rp.status, 0);
+    assert_string_equal(rp.detail, "198.18.1.80");
+    assert_null(rp.error);
+    proto_msg_clear(&m);
+
+    /* No status read: null on the wire, -1 back. */
+    r.reachable = 0;
+    r.error = "ECONNREFUSED";
+    r.check_ok = 0;
+    r.status = -1;
+    r.detail = NULL;
+    j = proto_build_probe_reply(2, &r, &err);
+    assert_non_null(j);
+    assert_true(json_is_null(json_object_get(j, "status")));
+    assert_string_equal(json_string_value(json_object_get(j, "detail")), "");
+    assert_true(json_is_false(json_object_get(j, "check_ok")));
+    roundtrip(j, &m);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), 0);
+    assert_true(rp.has_check);
+    assert_false(rp.check_ok);
+    assert_int_equal(rp.status, -1);
+    assert_string_equal(rp.error, "ECONNREFUSED");
+    assert_string_equal(rp.detail, "");
+    proto_msg_clear(&m);
+
+    r.reachable = 1;
+    r.status = 503;
+    r.detail = "HTTP 503 (expected 200), 12 bytes";
+    roundtrip(proto_build_probe_reply(3, &r, &err), &m);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), 0);
+    assert_int_equal(rp.status, 503);
+    assert_false(rp.check_ok);
+    assert_string_equal(rp.detail, "HTTP 503 (expected 200), 12 bytes");
+    proto_msg_clear(&m);
+
+    /* Wrong types are errors, not silently dropped. */
+    assert_int_equal(parse_str("{\"t\":\"reply\",\"id\":6,\"ok\":true,"
+                               "\"reachable\":true,\"check_ok\":1}", &m, &err),
+                     0);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), -1);
+    assert_non_null(strstr(err.msg, "check_ok"));
+    proto_msg_clear(&m);
+    assert_int_equal(parse_str("{\"t\":\"reply\",\"id\":6,\"ok\":true,"
+                               "\"reachable\":true,\"check_ok\":true,"
+                               "\"status\":\"200\"}", &m, &err), 0);
+    assert_int_equal(proto_parse_probe_reply(&m, &rp, &err), -1);
+    assert_non_null(strstr(err.msg, "status"));
     proto_msg_clear(&m);
 }
 
@@ -584,7 +921,7 @@ static void test_replies_roundtrip(void **state)
     proto_health_iface hifs[] = {{"eth0", "52:54:00:00:00:01", 1, a0, 2},
                                  {"eth1", NULL, 0, NULL, 0}};
     proto_health h = {12.5, 0.25, 1000, 2000, hifs, 2, 1}, hp;
-    proto_probe_result pr = {0, 1.23456, "ECONNREFUSED"}, pp;
+    proto_probe_result pr = {.rtt_ms = 1.23456, .error = "ECONNREFUSED"}, pp;
     static const char out[] = "ok\n\0bin\xff\xfe\xe2\x82";
     proto_exec_result er = {0}, ep;
     proto_msg m;
@@ -747,6 +1084,10 @@ int main(void)
         cmocka_unit_test(test_config_roundtrip),
         cmocka_unit_test(test_config_invalid),
         cmocka_unit_test(test_probe_roundtrip),
+        cmocka_unit_test(test_probe_v1_compat),
+        cmocka_unit_test(test_probe_check_roundtrip),
+        cmocka_unit_test(test_probe_check_invalid),
+        cmocka_unit_test(test_probe_check_reply),
         cmocka_unit_test(test_exec_roundtrip),
         cmocka_unit_test(test_replies_roundtrip),
         cmocka_unit_test(test_reply_error_and_null_id),
