@@ -203,8 +203,10 @@ const char *proto_check_kind_name(proto_check_kind k);
 /* The kind named s, or -1 when s names none (NULL and "" included). */
 int proto_check_kind_parse(const char *s);
 
-/* The fields after timeout_ms were added for availability checks; an
- * initialiser that stops at timeout_ms leaves them zero, a plain probe. */
+/* The fields after timeout_ms were added for availability checks; left
+ * zero they make the plain version-1 probe.  Initialise with designated
+ * fields (.addr = ...): -Wextra rejects positional initialisers that stop
+ * early. */
 typedef struct proto_probe {
     const char *proto; /* "tcp", or "udp" for dns (NULL: the kind's) */
     const char *addr;  /* IPv4 dotted quad */
@@ -285,8 +287,8 @@ typedef struct proto_health {
     int services_started;
 } proto_health;
 
-/* Check fields come after error, so {reachable, rtt, error} initialisers
- * keep building the version-1 reply. */
+/* Check fields come after error; left zero they give the version-1
+ * reply. */
 typedef struct proto_probe_result {
     int reachable;
     double rtt_ms;     /* time to the connect result (also when refused);
