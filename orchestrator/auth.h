@@ -26,9 +26,8 @@
  *
  * Every function taking an `auth *` runs on the loop thread given to
  * auth_new; the others (passwords, tokens, cookies, auth_can) are pure and
- * may run on any thread.  Strings passed in are
- * borrowed (copied when kept).  Times are milliseconds since the Unix
- * epoch.
+ * may run on any thread.  Strings passed in are borrowed (copied when
+ * kept).  Times are milliseconds since the Unix epoch.
  */
 #ifndef CYRANGE_AUTH_H
 #define CYRANGE_AUTH_H
@@ -49,7 +48,6 @@ enum {
     AUTH_EDISABLED,  /* right password, account disabled (403) */
     AUTH_ERATE,      /* too many failures: retry_after_s (429) */
     AUTH_ENOSESSION, /* no cookie, unknown, expired or disabled session (401) */
-    AUTH_ENOTFOUND,  /* no such user (CLI, provisioning) */
     AUTH_EIO,        /* the store or the system failed (500) */
     AUTH_ECLOSED     /* auth_free ran before the operation finished */
 };
@@ -137,7 +135,9 @@ typedef struct auth_result {
     const char *csrf;   /* login: the session's CSRF token */
     int64_t expires_ms; /* login: when the session ends */
     const json_t *users; /* provisioning: [{name, role, team, password} or
-                            {name, role, team, existing: true}] */
+                            {name, role, team, existing: true}; on a
+                            failure, {..., created: false} for the ones
+                            not created] */
 } auth_result;
 
 typedef void (*auth_cb)(const auth_result *res, void *opaque);
