@@ -615,3 +615,579 @@ char *virt_volume_path(virt_conn *c, const char *pool, const char *name,
     virStoragePoolFree(p);
     return path;
 }
+
+/* ---- Serial consoles ------------------------------------------------------
+ *
+ * Three threads touch a console: the loop (open, write, close, delivery),
+ * the libuv thread pool (the blocking open and the final abort) and
+ * libvirt's event thread (stream callbacks: reads and writes).  Lock order:
+ * wmu, then libvirt's stream lock, then mu; no libvirt call is ever made
+ * while mu is held.
+ *
+ * Freeing: libvirt's remote driver never calls a stream callback's free
+ * function (remoteStreamCallbackFree tests a field that is never NULL), so
+ * the end of the callback cannot be learnt from it.  Stream callbacks only
+ * run on the single event thread, so after the callback is removed a
+ * zero-delay libvirt timeout (the "barrier") added to the same loop runs
+ * after any dispatch still in flight; only then is the console freed. */
+
+enum { VC_OPENING, VC_OPEN, VC_ENDED };
+
+#define VC_READ_EVENTS (VIR_STREAM_EVENT_READABLE | VIR_STREAM_EVENT_ERROR | \
+                        VIR_STREAM_EVENT_HANGUP)
+#define VC_CHUNK 16384
+/* Reads per callback: a flooding guest must not starve the event thread;
+ * libvirt calls again while data is queued. */
+#define VC_READS_PER_EVENT 64
+
+struct virt_console {
+    uv_loop_t *loop;
+    uv_async_t async;          /* output, end and release reach the loop */
+    uv_work_t work;            /* the open, later the abort */
+    virt_conn *conn;
+    char *domain;
+    virt_console_cbs cbs;
+    void *opaque;
+    virStreamPtr st;           /* set by the open work under wmu */
+
+    /* Loop thread only. */
+    int state;
+    int closing;               /* virt_console_close was called */
+    int work_busy;
+    int work_done;             /* the abort has run, or was not needed */
+    int handle_closing;
+    int open_ok;
+    virt_err open_err;
+    virt_console_done_cb done;
+    void *done_opaque;
+    char *deliver;             /* swapped with out on delivery */
+    size_t deliver_cap;
+
+    /* Guarded by wmu: the stream callback's registration. */
+    pthread_mutex_t wmu;
+    int cb_added;              /* a callback was registered once */
+    int cb_registered;         /* ... and is still registered */
+    int armed;                 /* WRITABLE is among its events */
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    char *out;
+    size_t out_len, out_cap, out_dropped;
+    char *in;
+    size_t in_len, in_cap;
+    int ended;
+    int ended_reported;
+    virt_console_end end_why;
+    char end_msg[256];
+    int released;              /* the barrier ran: no callback will run again */
+};
+
+static void vc_err(virt_err *err, const char *msg)
+{
+    if (err == NULL)
+        return;
+    err->code = 0;
+    snprintf(err->msg, sizeof(err->msg), "%s", msg);
+}
+
+const char *virt_console_end_name(virt_console_end why)
+{
+    switch (why) {
+    case VIRT_CONSOLE_EOF: return "eof";
+    case VIRT_CONSOLE_ERROR: return "error";
+    case VIRT_CONSOLE_OPEN_FAILED: return "open failed";
+    }
+    return "?";
+}
+
+/* Grows *buf to hold `need` bytes, doubling from 4 KiB up to `max`. */
+static int vc_reserve(char **buf, size_t *cap, size_t need, size_t max)
+{
+    size_t ncap = *cap ? *cap : 4096;
+    char *nb;
+    if (need <= *cap)
+        return 0;
+    if (need > max)
+        return -1;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > max)
+        ncap = max;
+    nb = realloc(*buf, ncap);
+    if (nb == NULL)
+        return -1;
+    *buf = nb;
+    *cap = ncap;
+    return 0;
+}
+
+/* Appends guest output, dropping the oldest bytes beyond
+ * VIRT_CONSOLE_OUT_MAX.  Called with mu held. */
+static void vc_out_append(virt_console *vc, const char *p, size_t n)
+{
+    if (n >= VIRT_CONSOLE_OUT_MAX) {
+        vc->out_dropped += vc->out_len + (n - VIRT_CONSOLE_OUT_MAX);
+        p += n - VIRT_CONSOLE_OUT_MAX;
+        n = VIRT_CONSOLE_OUT_MAX;
+        vc->out_len = 0;
+    } else if (vc->out_len + n > VIRT_CONSOLE_OUT_MAX) {
+        size_t drop = vc->out_len + n - VIRT_CONSOLE_OUT_MAX;
+        memmove(vc->out, vc->out + drop, vc->out_len - drop);
+        vc->out_len -= drop;
+        vc->out_dropped += drop;
+    }
+    if (vc_reserve(&vc->out, &vc->out_cap, vc->out_len + n, VIRT_CONSOLE_OUT_MAX) < 0) {
+        vc->out_dropped += n;
+        return;
+    }
+    memcpy(vc->out + vc->out_len, p, n);
+    vc->out_len += n;
+}
+
+/* Records the end of the stream once and wakes the loop.  Any thread. */
+static void vc_set_ended(virt_console *vc, virt_console_end why, const char *msg)
+{
+    pthread_mutex_lock(&vc->mu);
+    if (!vc->ended) {
+        vc->ended = 1;
+        vc->end_why = why;
+        snprintf(vc->end_msg, sizeof(vc->end_msg), "%s", msg);
+    }
+    uv_async_send(&vc->async);
+    pthread_mutex_unlock(&vc->mu);
+}
+
+static void vc_last_error(char *msg, size_t len, const char *what)
+{
+    virErrorPtr e = virGetLastError();
+    if (e && e->message)
+        snprintf(msg, len, "%s: %s", what, e->message);
+    else
+        snprintf(msg, len, "%s", what);
+}
+
+/* Sends queued input on the event thread.  0, or -1 with `msg` set when the
+ * stream failed. */
+static int vc_flush_input(virt_console *vc, virStreamPtr st, char *msg, size_t msglen)
+{
+    char buf[VC_CHUNK];
+    int empty;
+
+    for (;;) {
+        size_t n;
+        int w;
+        pthread_mutex_lock(&vc->mu);
+        n = vc->in_len < sizeof(buf) ? vc->in_len : sizeof(buf);
+        memcpy(buf, vc->in, n);
+        pthread_mutex_unlock(&vc->mu);
+        if (n == 0)
+            break;
+        w = virStreamSend(st, buf, n);
+        if (w == -2)
+            return 0; /* full: WRITABLE stays armed and brings us back */
+        if (w < 0) {
+            vc_last_error(msg, msglen, "cannot write to the console");
+            return -1;
+        }
+        /* Only this thread consumes input, so the head is still ours. */
+        pthread_mutex_lock(&vc->mu);
+        memmove(vc->in, vc->in + w, vc->in_len - (size_t)w);
+        vc->in_len -= (size_t)w;
+        pthread_mutex_unlock(&vc->mu);
+    }
+    /* Drained: stop asking for WRITABLE (libvirt's remote streams are always
+     * writable, so an armed callback would spin), unless the loop queued
+     * more meanwhile; wmu orders this against virt_console_write. */
+    pthread_mutex_lock(&vc->wmu);
+    pthread_mutex_lock(&vc->mu);
+    empty = vc->in_len == 0;
+    pthread_mutex_unlock(&vc->mu);
+    if (empty && vc->armed && vc->cb_registered &&
+        virStreamEventUpdateCallback(st, VC_READ_EVENTS) == 0)
+        vc->armed = 0;
+    pthread_mutex_unlock(&vc->wmu);
+    return 0;
+}
+
+/* The stream callback, on libvirt's event thread. */
+static void vc_stream_cb(virStreamPtr st, int events, void *opaque)
+{
+    virt_console *vc = opaque;
+    char buf[VC_CHUNK];
+    char msg[256] = "";
+    int ended = 0, got = 0;
+    virt_console_end why = VIRT_CONSOLE_EOF;
+
+    if (events & VC_READ_EVENTS) {
+        for (int i = 0; i < VC_READS_PER_EVENT; i++) {
+            int n = virStreamRecv(st, buf, sizeof(buf));
+            if (n > 0) {
+                pthread_mutex_lock(&vc->mu);
+                vc_out_append(vc, buf, (size_t)n);
+                pthread_mutex_unlock(&vc->mu);
+                got = 1;
+                continue;
+            }
+            if (n == -2)
+                break;
+            ended = 1;
+            if (n == 0) {
+                snprintf(msg, sizeof(msg), "the console stream ended");
+            } else {
+                why = VIRT_CONSOLE_ERROR;
+                vc_last_error(msg, sizeof(msg), "console stream error");
+            }
+            break;
+        }
+    }
+    if (got) {
+        pthread_mutex_lock(&vc->mu);
+        uv_async_send(&vc->async);
+        pthread_mutex_unlock(&vc->mu);
+    }
+    if (!ended && (events & (VIR_STREAM_EVENT_HANGUP | VIR_STREAM_EVENT_ERROR))) {
+        /* Drivers that report these directly (the remote driver turns them
+         * into a readable end instead). */
+        ended = 1;
+        why = (events & VIR_STREAM_EVENT_ERROR) ? VIRT_CONSOLE_ERROR : VIRT_CONSOLE_EOF;
+        snprintf(msg, sizeof(msg), "console stream %s",
+                 why == VIRT_CONSOLE_ERROR ? "error" : "hangup");
+    }
+    if (!ended && (events & VIR_STREAM_EVENT_WRITABLE) &&
+        vc_flush_input(vc, st, msg, sizeof(msg)) < 0) {
+        ended = 1;
+        why = VIRT_CONSOLE_ERROR;
+    }
+    if (ended) {
+        vc_set_ended(vc, why, msg);
+        /* An ended stream stays readable; without removal the callback
+         * would fire forever.  The loop frees the console later, behind
+         * the barrier. */
+        pthread_mutex_lock(&vc->wmu);
+        if (vc->cb_registered) {
+            virStreamEventRemoveCallback(st);
+            vc->cb_registered = 0;
+            vc->armed = 0;
+        }
+        pthread_mutex_unlock(&vc->wmu);
+    }
+}
+
+/* The barrier (see above), on the event thread: no stream callback of this
+ * console can be running or run again.  The loop may free the console as
+ * soon as it sees `released`, so the wake-up happens under mu. */
+static void vc_barrier_cb(int timer, void *opaque)
+{
+    virt_console *vc = opaque;
+    virEventRemoveTimeout(timer);
+    pthread_mutex_lock(&vc->mu);
+    vc->released = 1;
+    uv_async_send(&vc->async);
+    pthread_mutex_unlock(&vc->mu);
+}
+
+/* Thread pool: the blocking part of the open. */
+static void vc_open_work(uv_work_t *w)
+{
+    virt_console *vc = w->data;
+    virDomainPtr dom = NULL;
+    virStreamPtr st = NULL;
+    int rc, want_w;
+
+    dom = virDomainLookupByName(vc->conn->conn, vc->domain);
+    if (dom == NULL) {
+        set_err(&vc->open_err, "cannot look up domain %s", vc->domain);
+        goto cleanup;
+    }
+    st = virStreamNew(vc->conn->conn, VIR_STREAM_NONBLOCK);
+    if (st == NULL) {
+        set_err(&vc->open_err, "cannot create a stream for %s", vc->domain);
+        goto cleanup;
+    }
+    /* FORCE: a new viewer takes the console over from a stale client (see
+     * virt.h). */
+    if (virDomainOpenConsole(dom, NULL, st, VIR_DOMAIN_CONSOLE_FORCE) < 0) {
+        set_err(&vc->open_err, "cannot open the console of %s", vc->domain);
+        goto cleanup;
+    }
+    pthread_mutex_lock(&vc->wmu);
+    pthread_mutex_lock(&vc->mu);
+    want_w = vc->in_len > 0;
+    pthread_mutex_unlock(&vc->mu);
+    rc = virStreamEventAddCallback(st, VC_READ_EVENTS | (want_w ? VIR_STREAM_EVENT_WRITABLE : 0),
+                                   vc_stream_cb, vc, NULL);
+    if (rc == 0) {
+        vc->st = st;
+        vc->cb_added = 1;
+        vc->cb_registered = 1;
+        vc->armed = want_w;
+    }
+    pthread_mutex_unlock(&vc->wmu);
+    if (rc < 0) {
+        set_err(&vc->open_err, "cannot watch the console stream of %s", vc->domain);
+        virStreamAbort(st);
+        goto cleanup;
+    }
+    st = NULL; /* now vc->st */
+    vc->open_ok = 1;
+
+cleanup:
+    if (st)
+        virStreamFree(st);
+    if (dom)
+        virDomainFree(dom);
+}
+
+/* Thread pool: abort and free the stream (a round trip to libvirtd). */
+static void vc_abort_work(uv_work_t *w)
+{
+    virt_console *vc = w->data;
+    virStreamAbort(vc->st);
+    virStreamFree(vc->st);
+    vc->st = NULL;
+}
+
+static void vc_free(virt_console *vc)
+{
+    pthread_mutex_destroy(&vc->mu);
+    pthread_mutex_destroy(&vc->wmu);
+    free(vc->out);
+    free(vc->in);
+    free(vc->deliver);
+    free(vc->domain);
+    free(vc);
+}
+
+static void vc_closed_cb(uv_handle_t *h)
+{
+    virt_console *vc = h->data;
+    virt_console_done_cb done = vc->done;
+    void *done_opaque = vc->done_opaque;
+    vc_free(vc);
+    if (done)
+        done(done_opaque);
+}
+
+/* Frees the console once it is closing, the abort has run and libvirt has
+ * released the callback. */
+static void vc_maybe_finish(virt_console *vc)
+{
+    int released;
+    if (!vc->closing || vc->work_busy || !vc->work_done || vc->handle_closing)
+        return;
+    pthread_mutex_lock(&vc->mu);
+    released = vc->released;
+    pthread_mutex_unlock(&vc->mu);
+    if (!released)
+        return;
+    vc->handle_closing = 1;
+    uv_close((uv_handle_t *)&vc->async, vc_closed_cb);
+}
+
+static void vc_abort_after(uv_work_t *w, int status)
+{
+    virt_console *vc = w->data;
+    (void)status;
+    vc->work_busy = 0;
+    vc->work_done = 1;
+    vc_maybe_finish(vc);
+}
+
+/* Loop: stop the callback, set the barrier, abort the stream off the loop. */
+static void vc_teardown(virt_console *vc)
+{
+    int added;
+    pthread_mutex_lock(&vc->wmu);
+    added = vc->cb_added;
+    if (vc->cb_registered) {
+        virStreamEventRemoveCallback(vc->st);
+        vc->cb_registered = 0;
+        vc->armed = 0;
+    }
+    pthread_mutex_unlock(&vc->wmu);
+    /* Without a barrier (none needed, or none possible: out of memory in
+     * libvirt) the console counts as released at once. */
+    if (!added || virEventAddTimeout(0, vc_barrier_cb, vc, NULL) < 0) {
+        pthread_mutex_lock(&vc->mu);
+        vc->released = 1;
+        pthread_mutex_unlock(&vc->mu);
+    }
+    if (vc->st != NULL &&
+        uv_queue_work(vc->loop, &vc->work, vc_abort_work, vc_abort_after) == 0) {
+        vc->work_busy = 1;
+        return;
+    }
+    vc->work_done = 1;
+    vc_maybe_finish(vc);
+}
+
+/* Loop: hands buffered output and the end to the callbacks. */
+static void vc_deliver(virt_console *vc)
+{
+    char *tmp;
+    size_t len, cap, dropped;
+    int report_end = 0;
+    virt_console_end why = VIRT_CONSOLE_EOF;
+    char msg[256];
+
+    if (vc->closing) {
+        vc_maybe_finish(vc);
+        return;
+    }
+    if (vc->state != VC_OPEN)
+        return; /* on_open comes first; vc_open_after delivers */
+    pthread_mutex_lock(&vc->mu);
+    tmp = vc->deliver;
+    cap = vc->deliver_cap;
+    vc->deliver = vc->out;
+    vc->deliver_cap = vc->out_cap;
+    vc->out = tmp;
+    vc->out_cap = cap;
+    len = vc->out_len;
+    vc->out_len = 0;
+    dropped = vc->out_dropped;
+    vc->out_dropped = 0;
+    if (vc->ended && !vc->ended_reported) {
+        vc->ended_reported = 1;
+        report_end = 1;
+        why = vc->end_why;
+        snprintf(msg, sizeof(msg), "%s", vc->end_msg);
+    }
+    pthread_mutex_unlock(&vc->mu);
+
+    if (dropped > 0 && vc->cbs.on_data) {
+        char mark[96];
+        int n = snprintf(mark, sizeof(mark),
+                         "\r\n[cyrange: %zu bytes of console output dropped]\r\n", dropped);
+        vc->cbs.on_data(vc->opaque, mark, (size_t)n);
+        if (vc->closing)
+            return;
+    }
+    if (len > 0 && vc->cbs.on_data) {
+        vc->cbs.on_data(vc->opaque, vc->deliver, len);
+        if (vc->closing)
+            return;
+    }
+    if (report_end) {
+        vc->state = VC_ENDED;
+        if (vc->cbs.on_closed)
+            vc->cbs.on_closed(vc->opaque, why, msg);
+    }
+}
+
+static void vc_async_cb(uv_async_t *a)
+{
+    vc_deliver(a->data);
+}
+
+static void vc_open_after(uv_work_t *w, int status)
+{
+    virt_console *vc = w->data;
+    vc->work_busy = 0;
+    if (vc->closing) {
+        vc_teardown(vc);
+        return;
+    }
+    if (status < 0 || !vc->open_ok) {
+        vc->state = VC_ENDED;
+        pthread_mutex_lock(&vc->mu);
+        vc->ended = 1;
+        vc->ended_reported = 1;
+        pthread_mutex_unlock(&vc->mu);
+        if (vc->cbs.on_closed)
+            vc->cbs.on_closed(vc->opaque, VIRT_CONSOLE_OPEN_FAILED,
+                              status < 0 ? uv_strerror(status) : vc->open_err.msg);
+        return;
+    }
+    vc->state = VC_OPEN;
+    if (vc->cbs.on_open) {
+        vc->cbs.on_open(vc->opaque);
+        if (vc->closing)
+            return;
+    }
+    vc_deliver(vc); /* output that arrived before this */
+}
+
+virt_console *virt_console_open(uv_loop_t *loop, virt_conn *c, const char *domain,
+                                const virt_console_cbs *cbs, void *opaque,
+                                virt_err *err)
+{
+    virt_console *vc = NULL;
+
+    if (!c->thread_started) {
+        vc_err(err, "consoles need libvirt's event thread (virt_events_start)");
+        return NULL;
+    }
+    vc = calloc(1, sizeof(*vc));
+    if (vc == NULL || (vc->domain = strdup(domain)) == NULL) {
+        free(vc);
+        vc_err(err, "out of memory");
+        return NULL;
+    }
+    vc->loop = loop;
+    vc->conn = c;
+    vc->cbs = *cbs;
+    vc->opaque = opaque;
+    vc->state = VC_OPENING;
+    vc->work.data = vc;
+    vc->async.data = vc;
+    pthread_mutex_init(&vc->mu, NULL);
+    pthread_mutex_init(&vc->wmu, NULL);
+    if (uv_async_init(loop, &vc->async, vc_async_cb) < 0) {
+        vc_err(err, "cannot create the console's wake-up handle");
+        vc_free(vc);
+        return NULL;
+    }
+    if (uv_queue_work(loop, &vc->work, vc_open_work, vc_open_after) < 0) {
+        vc_err(err, "cannot queue the console's open");
+        vc->handle_closing = 1;
+        uv_close((uv_handle_t *)&vc->async, vc_closed_cb);
+        return NULL;
+    }
+    vc->work_busy = 1;
+    return vc;
+}
+
+int virt_console_write(virt_console *vc, const void *data, size_t len, virt_err *err)
+{
+    int rc = 0;
+    if (vc->closing || vc->state == VC_ENDED) {
+        vc_err(err, "the console has ended");
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    pthread_mutex_lock(&vc->mu);
+    if (vc->ended) {
+        vc_err(err, "the console has ended");
+        rc = -1;
+    } else if (len > VIRT_CONSOLE_IN_MAX - vc->in_len ||
+               vc_reserve(&vc->in, &vc->in_cap, vc->in_len + len, VIRT_CONSOLE_IN_MAX) < 0) {
+        vc_err(err, "the console's input queue is full");
+        rc = -1;
+    } else {
+        memcpy(vc->in + vc->in_len, data, len);
+        vc->in_len += len;
+    }
+    pthread_mutex_unlock(&vc->mu);
+    if (rc < 0)
+        return -1;
+    pthread_mutex_lock(&vc->wmu);
+    if (vc->cb_registered && !vc->armed &&
+        virStreamEventUpdateCallback(vc->st, VC_READ_EVENTS | VIR_STREAM_EVENT_WRITABLE) == 0)
+        vc->armed = 1;
+    pthread_mutex_unlock(&vc->wmu);
+    return 0;
+}
+
+void virt_console_close(virt_console *vc, virt_console_done_cb done, void *done_opaque)
+{
+    if (vc == NULL || vc->closing)
+        return;
+    vc->closing = 1;
+    vc->done = done;
+    vc->done_opaque = done_opaque;
+    if (vc->work_busy)
+        return; /* the open is running; vc_open_after tears down */
+    vc_teardown(vc);
+}

@@ -9,6 +9,7 @@
 #define CYRANGE_VIRT_H
 
 #include <stddef.h>
+#include <uv.h>
 
 typedef struct virt_conn virt_conn;
 
@@ -100,5 +101,82 @@ void virt_strv_free(char **v);
 /* The XML namespace of cyrange's domain metadata. */
 #define VIRT_METADATA_NS  "https://cyrange.org/xmlns/range/1"
 #define VIRT_METADATA_KEY "cyrange"
+
+/* ---- Serial consoles ------------------------------------------------------
+ *
+ * A virt_console is one libvirt console stream (virDomainOpenConsole on the
+ * domain's first console, non-blocking) bridged to a libuv loop.
+ *
+ * Threads: virt_console_open, _write and _close are called on the loop
+ * thread and never block it: the open and the final abort run on the libuv
+ * thread pool, reads and writes happen in stream callbacks on libvirt's event
+ * thread (virt_events_start), and output reaches the loop through a
+ * mutex-protected buffer and a uv_async_t.  Every virt_console_cbs callback
+ * runs on the loop thread.
+ *
+ * Takeover: the console is opened with VIR_DOMAIN_CONSOLE_FORCE, so opening
+ * it takes the console away from any other client (a stale viewer, or
+ * `virsh console`); that other client's stream ends.  The reverse also
+ * holds: when someone else forces the console, this one ends with
+ * on_closed.
+ *
+ * Output that the loop does not collect fast enough is bounded
+ * (VIRT_CONSOLE_OUT_MAX): the oldest bytes are dropped and replaced by a
+ * marker line "[cyrange: N bytes of console output dropped]".
+ *
+ * Requirements: virt_events_init before virt_open, and virt_events_start on
+ * the connection (its thread runs the stream callbacks; cb may be NULL).
+ * Every console must be closed, and its done callback have run, before
+ * virt_close.
+ */
+
+typedef struct virt_console virt_console;
+
+/* Why a console ended. */
+typedef enum virt_console_end {
+    VIRT_CONSOLE_EOF,          /* the stream ended: guest stopped, or the
+                                  daemon closed the console */
+    VIRT_CONSOLE_ERROR,        /* stream error: taken over by another client
+                                  (FORCE), guest destroyed, daemon gone */
+    VIRT_CONSOLE_OPEN_FAILED,  /* no such domain, not running, no console */
+} virt_console_end;
+
+/* Called on the loop thread; `data` and `msg` are borrowed for the call.
+ * A callback may call virt_console_close on its own console. */
+typedef struct virt_console_cbs {
+    /* The stream is open (optional, may be NULL). */
+    void (*on_open)(void *opaque);
+    /* Guest output, in order, coalesced. */
+    void (*on_data)(void *opaque, const char *data, size_t len);
+    /* The console ended (called at most once; never after
+     * virt_console_close).  The handle stays valid: close it. */
+    void (*on_closed)(void *opaque, virt_console_end why, const char *msg);
+} virt_console_cbs;
+
+/* Called on the loop thread once the console is gone and freed. */
+typedef void (*virt_console_done_cb)(void *opaque);
+
+#define VIRT_CONSOLE_OUT_MAX (256u * 1024) /* output waiting for the loop */
+#define VIRT_CONSOLE_IN_MAX (64u * 1024)   /* input waiting for the guest */
+
+/* Starts opening the console of running domain `domain` (copied).  Returns
+ * at once; the outcome arrives as on_open or on_closed(OPEN_FAILED).  `cbs`
+ * is copied; `opaque` is passed to every callback.  NULL (and `err`) when
+ * nothing could be started: out of memory, or no event thread.  The caller
+ * owns the handle and must end it with virt_console_close. */
+virt_console *virt_console_open(uv_loop_t *loop, virt_conn *c, const char *domain,
+                                const virt_console_cbs *cbs, void *opaque,
+                                virt_err *err);
+/* Queues `len` bytes of input for the guest (copied), also before the
+ * stream is open.  0, or -1 (and `err`) when the console has ended or the
+ * input queue (VIRT_CONSOLE_IN_MAX) would overflow; nothing is queued then. */
+int virt_console_write(virt_console *vc, const void *data, size_t len,
+                       virt_err *err);
+/* Ends the console: no callback of `cbs` runs any more; the stream is
+ * aborted off the loop; `done(done_opaque)` (may be NULL) runs on the loop
+ * when everything is freed.  Call exactly once; vc is invalid afterwards. */
+void virt_console_close(virt_console *vc, virt_console_done_cb done,
+                        void *done_opaque);
+const char *virt_console_end_name(virt_console_end why);
 
 #endif
