@@ -16,7 +16,10 @@
 #define DEF_ROTATE_BYTES (64ull * 1024 * 1024)
 #define DEF_ROTATE_SECONDS 600
 #define DEF_KEEP_FILES 20
-#define DEF_FILE_BUFFER (1024u * 1024u)
+/* A stdio buffer that stays in the CPU cache: the kernel copies it into
+ * the page cache faster than a cold 1 MiB one (measured with bench-capture:
+ * ~95 against ~130 ns per 60-byte frame), at one write(2) per ~200 frames. */
+#define DEF_FILE_BUFFER (16u * 1024u)
 /* One poll wakeup reads at most this many frames, so that one busy bridge
  * cannot starve the rest of the loop; level-triggered polling brings us
  * back for the rest. */
@@ -123,7 +126,7 @@ static int file_open(capture *c, char *err, size_t errlen)
         goto cleanup;
     }
     fd = -1;
-    /* A large buffer and no stdio locking: pcap_dump makes two fwrite
+    /* Our own buffer and no stdio locking: pcap_dump makes two fwrite
      * calls per frame, and only this thread touches the stream. */
     setvbuf(f, c->file_buf, _IOFBF, c->o.file_buffer);
     __fsetlocking(f, FSETLOCKING_BYCALLER);

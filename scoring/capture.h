@@ -44,7 +44,7 @@ typedef struct capture_opts {
     unsigned rotate_seconds; /* ... or once a file is this old, default 600 */
     unsigned keep_files;    /* keep at most this many of our files, default 20 */
     int batch;              /* packets per pcap_dispatch call, default -1 (a whole ring pass) */
-    size_t file_buffer;     /* stdio buffer of the pcap file, default 1 MiB */
+    size_t file_buffer;     /* stdio buffer of the pcap file, default 16 KiB */
 } capture_opts;
 
 typedef struct capture_counters {

@@ -17,14 +17,17 @@ typedef struct fkey {
     uint8_t proto;
 } fkey;
 
+/* What a packet reads and writes sits in the first two cache lines: key,
+ * links and the hot half of the record. */
 typedef struct entry {
-    flows_rec rec;
     fkey key;
     uint32_t hash;      /* of key */
-    uint32_t cid_hash;  /* of rec.community_id */
     uint32_t prev, next; /* recency list (oldest first); next links the free list */
     uint8_t orig_is_a;  /* the originator is side a of the key */
-} entry;
+    int64_t moved_us;   /* when the flow last moved to the young end */
+    flows_rec rec;
+    uint32_t cid_hash;  /* of rec.community_id */
+} __attribute__((aligned(64))) entry;
 
 struct flows {
     entry *pool;
@@ -300,7 +303,7 @@ flows *flows_new(size_t max_flows, char *err, size_t errlen)
         goto nomem;
     ft->cap = max_flows;
     ft->mask = (uint32_t)(nslots - 1);
-    ft->pool = malloc(max_flows * sizeof(*ft->pool));
+    ft->pool = aligned_alloc(64, max_flows * sizeof(*ft->pool));
     ft->slots = calloc(nslots, sizeof(*ft->slots));
     ft->cid_slots = calloc(nslots, sizeof(*ft->cid_slots));
     ft->fin = malloc(max_flows * sizeof(*ft->fin));
@@ -382,6 +385,7 @@ static uint32_t create(flows *ft, const fkey *k, uint32_t h, const pkt *p, int s
     e->cid_hash = cid_hash(r->community_id);
     index_insert(ft, ft->slots, h, idx);
     index_insert(ft, ft->cid_slots, e->cid_hash, idx);
+    e->moved_us = ts_us;
     lru_append(ft, idx);
     ft->c.active++;
     ft->c.flows_created++;
@@ -413,9 +417,12 @@ int flows_add_frame(flows *ft, unsigned seg, const uint8_t *frame, size_t caplen
     uint32_t idx = lookup(ft, &k, h);
     if (idx == NONE)
         idx = create(ft, &k, h, &p, swapped, seg, ts_us);
-    else {
-        lru_unlink(ft, idx);
-        lru_append(ft, idx);
+    else if (ts_us - ft->pool[idx].moved_us >= FLOWS_RECENCY_US) {
+        ft->pool[idx].moved_us = ts_us;
+        if (idx != ft->lru_tail) {
+            lru_unlink(ft, idx);
+            lru_append(ft, idx);
+        }
     }
     entry *e = &ft->pool[idx];
     flows_rec *rec = &e->rec;
@@ -467,16 +474,17 @@ size_t flows_expire(flows *ft, int64_t now_us, int64_t idle_us, flows_cb cb, voi
         n++;
     }
     ft->c.finished = 0;
-    /* The recency list is ordered by last activity, so the walk stops at
-     * the first flow too young for either timeout. */
+    /* The recency list is ordered by the time each flow last moved, which
+     * is at most its last activity: the walk stops at the first flow that
+     * moved too recently for either timeout. */
     int64_t younger = idle_us < FLOWS_CLOSED_IDLE_US ? idle_us : FLOWS_CLOSED_IDLE_US;
     uint32_t idx = ft->lru_head;
     while (idx != NONE) {
         entry *e = &ft->pool[idx];
         uint32_t next = e->next;
-        int64_t idle = now_us - e->rec.last_us;
-        if (idle <= younger)
+        if (now_us - e->moved_us <= younger)
             break;
+        int64_t idle = now_us - e->rec.last_us;
         if (idle > idle_us || (idle > FLOWS_CLOSED_IDLE_US && is_closed(&e->rec))) {
             if (cb)
                 cb(&e->rec, opaque);

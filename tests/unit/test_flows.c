@@ -524,13 +524,16 @@ static void test_eviction(void **state)
     fspec s;
     for (uint16_t p = 1; p <= 4; p++) {
         udp_flow(&s, p);
-        feed(ft, 0, &s, p * 1000);
+        feed(ft, 0, &s, p * 1000000);
     }
-    /* Flow 1 is seen again: flow 2 is now the least recently seen. */
+    /* Flow 1 is seen again: flow 2 is now the least recently seen.  Flow
+     * 3, seen again within the recency resolution, does not move. */
     udp_flow(&s, 1);
-    feed(ft, 0, &s, 5000);
+    feed(ft, 0, &s, 5000000);
+    udp_flow(&s, 3);
+    feed(ft, 0, &s, 3000000 + FLOWS_RECENCY_US - 1);
     udp_flow(&s, 5);
-    feed(ft, 0, &s, 6000);
+    feed(ft, 0, &s, 6000000);
     flows_counters c;
     flows_get_counters(ft, &c);
     assert_int_equal(c.evicted, 1);
@@ -540,7 +543,7 @@ static void test_eviction(void **state)
     /* Still found, among the finished flows. */
     const flows_rec *r = flows_find(ft, 17, ip("198.18.0.1"), 2, ip("198.18.0.2"), 9);
     assert_non_null(r);
-    assert_int_equal(r->last_us, 2000);
+    assert_int_equal(r->last_us, 2000000);
     assert_non_null(flows_find_cid(ft, r->community_id));
     json_t *all = flows_to_json(ft);
     assert_int_equal(json_array_size(all), 5);
@@ -549,18 +552,27 @@ static void test_eviction(void **state)
 
     /* The finished flow is handed out first, then nothing is idle. */
     seen got = {0};
-    assert_int_equal(flows_expire(ft, 6000, 1000000, collect, &got), 1);
+    assert_int_equal(flows_expire(ft, 6000000, 10000000, collect, &got), 1);
     assert_int_equal(got.n, 1);
     assert_int_equal(got.sports[0], 2);
     assert_null(flows_find(ft, 17, ip("198.18.0.1"), 2, ip("198.18.0.2"), 9));
 
+    /* Flow 3 is now the oldest: it goes next, though its last packet came
+     * after flow 4's first. */
+    udp_flow(&s, 6);
+    feed(ft, 0, &s, 6500000);
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(flows_expire(ft, 6500000, 10000000, collect, &got), 1);
+    assert_int_equal(got.sports[0], 3);
+    assert_null(flows_find(ft, 17, ip("198.18.0.1"), 3, ip("198.18.0.2"), 9));
+    assert_non_null(flows_find(ft, 17, ip("198.18.0.1"), 4, ip("198.18.0.2"), 9));
     /* Nobody collects: the finished queue (4) overflows and counts it. */
     for (uint16_t p = 10; p < 20; p++) {
         udp_flow(&s, p);
-        feed(ft, 0, &s, 7000 + p);
+        feed(ft, 0, &s, 7000000 + p);
     }
     flows_get_counters(ft, &c);
-    assert_int_equal(c.evicted, 11);
+    assert_int_equal(c.evicted, 12);
     assert_int_equal(c.finished, 4);
     assert_int_equal(c.finished_dropped, 6);
     flows_free(ft);
