@@ -130,6 +130,8 @@ static int file_open(capture *c, char *err, size_t errlen)
      * calls per frame, and only this thread touches the stream. */
     setvbuf(f, c->file_buf, _IOFBF, c->o.file_buffer);
     __fsetlocking(f, FSETLOCKING_BYCALLER);
+    /* pcap_dump_fopen fails only on the link type here (the header goes
+     * into the stdio buffer), and leaves f open then. */
     c->dump = pcap_dump_fopen(c->p, f);
     if (!c->dump) {
         snprintf(err, errlen, "writing %s: %s", path, pcap_geterr(c->p));

@@ -91,7 +91,7 @@ int flows_add_frame(flows *ft, unsigned seg, const uint8_t *frame, size_t caplen
                     size_t wirelen, int64_t ts_us);
 
 /* Called once per flow handed out; rec is borrowed and valid only during
- * the call. */
+ * the call, which must not call back into the table. */
 typedef void (*flows_cb)(const flows_rec *rec, void *opaque);
 
 /* Hands to cb (may be NULL: the flows are just dropped) first every

@@ -435,6 +435,29 @@ static void test_filter(void **state)
     flows_free(ft);
 }
 
+/* Immediate mode hands each frame over at once: capture_drain sees them
+ * without waiting for a block timeout, here set long on purpose. */
+static void test_immediate(void **state)
+{
+    (void)state;
+    capture_opts o = {.ifname = br, .immediate = 1, .timeout_ms = 5000};
+    capture *c = start(&o);
+    send_frames(10, 0);
+    long got = 0;
+    int64_t end = now_ms() + 1000; /* well before the block timeout */
+    while (got < 10 && now_ms() < end) {
+        long n = capture_drain(c);
+        assert_true(n >= 0);
+        got += n;
+        usleep(1000);
+    }
+    assert_int_equal(got, 10);
+    capture_counters k;
+    capture_stats(c, &k);
+    assert_int_equal(k.packets, 10);
+    close_capture();
+}
+
 static void test_errors(void **state)
 {
     char err[256] = "";
@@ -504,6 +527,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_rotation_time, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_filter, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_immediate, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_errors, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_interface_disappears, test_setup, test_teardown),
     };
