@@ -44,13 +44,15 @@ typedef struct flows flows;
 /* Segments are numbered 0..FLOWS_MAX_SEGMENTS-1 (one bit each). */
 #define FLOWS_MAX_SEGMENTS 64
 
+/* Resolution of recency (eviction order and expiry), see above. */
 #define FLOWS_RECENCY_US 100000
 
 /* A TCP flow closed by FIN both ways or by RST is expired after this much
  * idle time even when the caller's idle timeout is longer. */
 #define FLOWS_CLOSED_IDLE_US 5000000
 
-/* The fields every packet updates come first (one cache line). */
+/* The fields every packet updates come first, next to the table's own
+ * per-flow data. */
 typedef struct flows_rec {
     uint64_t packets, bytes;         /* originator -> responder (wire bytes) */
     uint64_t packets_rev, bytes_rev; /* responder -> originator */
