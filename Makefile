@@ -49,7 +49,8 @@ clean:
 
 # Benchmarks print their figures beside a reference run of the same
 # invocation; they are never timed tests.
-bench: bench-validate bench-range bench-timeline bench-match bench-store
+bench: bench-validate bench-range bench-timeline bench-match bench-store bench-capture \
+       bench-http
 
 bench-range: all images
 	./bench/range-bench.sh

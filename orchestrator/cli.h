@@ -6,6 +6,7 @@
  *   cli_steer.c     timeline, start/pause/resume/reset, skip/inject,
  *                   journal, exec, probe
  *   cli_score.c     finding add/list/label, score
+ *   cli_users.c     users (accounts of the web UI and API)
  *   cli_common.c    what they share
  *
  * Only these files and main.c print: the modules they call report through
@@ -48,5 +49,6 @@ int cli_exec(int argc, char **argv);
 int cli_probe(int argc, char **argv);
 int cli_finding(int argc, char **argv);
 int cli_score(int argc, char **argv);
+int cli_users(int argc, char **argv);
 
 #endif

@@ -621,6 +621,9 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     x->mark_timer.data = x;
     x->mark_timer_on = 1;
     uv_timer_start(&x->mark_timer, on_mark_timer, 500, 500);
+    /* Availability is measured from the moment the range is up, whether or
+     * not the clocks are held. */
+    checks_start(x->ck);
     jwrite(x, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "kind", "exercise", "event",
                         "opened", "exercise", p->exercise, "scenario", p->scn->id,
                         "teams", p->n_teams, "speed", p->scn->speed));
@@ -642,7 +645,7 @@ int exercise_start(exercise *x)
 {
     for (int t = 0; t < x->n_teams; t++)
         timeline_start(x->teams[t].tl);
-    return checks_start(x->ck);
+    return 0;
 }
 
 json_t *exercise_status(const exercise *x)

@@ -62,6 +62,11 @@ static void usage(FILE *out)
 "                                   every team's score with the reason for\n"
 "                                   every point (live, or from the records)\n"
 "\n"
+"Accounts of the web UI and API (<state>/cyrange.db):\n"
+"  users add|list|passwd|disable|enable|provision ...\n"
+"                                   instructors, team members, observers;\n"
+"                                   `users --help` for details\n"
+"\n"
 "Other:\n"
 "  help                             this text\n"
 "  version                          print the version\n"
@@ -123,6 +128,8 @@ int main(int argc, char **argv)
         return cli_finding(argc - 1, argv + 1);
     if (strcmp(cmd, "score") == 0)
         return cli_score(argc - 1, argv + 1);
+    if (strcmp(cmd, "users") == 0)
+        return cli_users(argc - 1, argv + 1);
     fprintf(stderr, "cyrange: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -13,6 +13,7 @@
 include tests/unit/unit.mk
 include tests/golden/golden.mk
 include tests/fuzz/fuzz.mk
+include tests/fuzz/http.mk
 include tests/schema/schema.mk
 include bench/bench.mk
 # Further modules bring their own fragments (tests/unit/<module>.mk,

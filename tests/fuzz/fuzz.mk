@@ -1,6 +1,7 @@
 # tests/fuzz/fuzz.mk — libFuzzer on the scenario loader and the plan.
 #
-#   make fuzz                 build, seed the corpus, fuzz for FUZZ_TIME s
+#   make fuzz                 build, seed the corpus, fuzz each harness for
+#                             FUZZ_TIME s (scenario loader, then HTTP)
 #   make fuzz FUZZ_TIME=600   longer
 #   make fuzz-build           only build $(BUILD)/fuzz/fuzz_scenario
 #
@@ -36,11 +37,15 @@ $(FUZZ_DIR)/fuzz_scenario: tests/fuzz/fuzz_scenario.c $(FUZZ_OBJS)
 
 -include $(FUZZ_OBJS:.o=.d) $(FUZZ_DIR)/fuzz_scenario.d
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-scenario
 
 fuzz-build: $(FUZZ_DIR)/fuzz_scenario
 
-fuzz: $(FUZZ_DIR)/fuzz_scenario
+# `make fuzz` runs every harness in turn, each for FUZZ_TIME seconds: the
+# scenario loader here, the HTTP request path (tests/fuzz/http.mk).
+fuzz: fuzz-scenario fuzz-http
+
+fuzz-scenario: $(FUZZ_DIR)/fuzz_scenario
 	@mkdir -p $(FUZZ_DIR)/corpus
 	@cp $(FUZZ_SEEDS) $(FUZZ_DIR)/corpus/
 	cd $(FUZZ_DIR) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -106,6 +106,7 @@ check "run brings two teams up and captures their bridges" \
 check "start every team" $CYRANGE start "$EX"
 
 check "team 1's scan succeeds" wait_state 1 scan succeeded
+check "team 1's phishing mail is opened (the implant is installed)" wait_state 1 open succeeded
 check "team 1's beacon succeeds" wait_state 1 beacon succeeded
 check "team 2's beacon succeeds" wait_state 2 beacon succeeded
 sleep 3
@@ -142,7 +143,8 @@ check "a finding that matches nothing is filed as #3" sh -c \
     "$CYRANGE finding add $EX --team 1 --ip 198.18.0.99 --description 'suspicious host' | grep -q '#3 '"
 check_fails "a finding without evidence is refused" \
     $CYRANGE finding add "$EX" --team 1 --description "something"
-check "... with a message naming what is missing" grep -q "at least one host, indicator" "$TMP/out"
+cp "$TMP/out" "$TMP/refused"
+check "... with a message naming what is missing" grep -q "at least one host, indicator" "$TMP/refused"
 check_fails "a finding naming an unknown host is refused" \
     $CYRANGE finding add "$EX" --team 1 --host pc9 --description "x"
 check_fails "a finding for a team that does not exist is refused" \
@@ -164,8 +166,8 @@ check "score: team 2 detected nothing and has no false positive" team_score 2 \
     'not any(s["detected"] for s in t["steps"]) and t["false_positives"]["count"] == 0 and t["axes"]["detection"]["points"] == 0'
 check "score: team 1 outscores team 2 on detection" sh -c \
     "score_json() { $CYRANGE score $EX --json; }; score_json | python3 -c 'import json,sys; d={t[\"team\"]: t[\"axes\"][\"detection\"][\"points\"] for t in json.load(sys.stdin)}; sys.exit(0 if d[1] > d[2] else 1)'"
-check "score: precision and recall of team 1" team_score 1 \
-    'abs(t["precision"] - 2/3) < 0.01 and t["recall"] == 1'
+check "score: precision 2/3 and recall 2/4 (scan and beacon of four landed steps) for team 1" team_score 1 \
+    'abs(t["precision"] - 2/3) < 0.01 and t["recall"] == 0.5'
 check "score prints a readable breakdown" sh -c "$CYRANGE score $EX --team 1 | grep -q 'finding #1'"
 
 check "an instructor relabels #3 as true but unscripted" \
@@ -176,7 +178,7 @@ check "score: after the relabel, no false positive is left" team_score 1 \
 # Availability: stop team 1's web server; its check goes down, team 2's
 # stays up, and the score shows the outage.
 check "team 1's web server is stopped in the guest" $CYRANGE exec "$EX" --team 1 --host web -- \
-    sh -c 'kill -9 -- -$(cat /run/cyrange/services/http.pid)'
+    sh -c 'kill -9 -$(cat /run/cyrange/services/http.pid)'
 i=0
 while [ $i -lt 40 ]; do
     $CYRANGE status "$EX" --json >"$TMP/status.json" 2>/dev/null
@@ -197,10 +199,18 @@ check "score: team 2 keeps more availability than team 1" sh -c \
 check "score: the informative check (sla 0) takes no points" team_score 1 \
     'all(i.get("points", 0) == 0 for i in t["axes"]["availability"]["items"] if i.get("check") == "web-wrong")'
 
-# The beacon ran 20 s; 10 s without a beacon on the wire is containment.
-sleep 14
-check "score: team 1's C2 counts as contained once quiet" team_score 1 \
-    'any("containment" in r and "contained" in r for r in t["reasons"])'
+# The beacon runs 20 s; 10 s without a beacon on the wire is containment.
+contained() {
+    i=0
+    while [ $i -lt 60 ]; do
+        team_score 1 'any("containment" in r and " contained " in r for r in t["reasons"])' \
+            >/dev/null 2>&1 && return 0
+        sleep 1
+        i=$((i + 1))
+    done
+    team_score 1 'any("containment" in r and " contained " in r for r in t["reasons"])'
+}
+check "score: team 1's C2 counts as contained once quiet on the wire" contained
 LIVE_DET=$($CYRANGE score "$EX" --team 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["axes"]["detection"]["points"])')
 
 # Stop the run: captures are closed and flushed, the records stay.
