@@ -31,6 +31,9 @@ char *cli_read_text(const char *path, size_t *len);
  * {"ok":true} returns EXIT_OK with the reply in *reply_out (new reference;
  * NULL: dropped), else prints the error and returns EXIT_INVALID. */
 int cli_control(const char *exname, json_t *req, json_t **reply_out);
+/* CYRANGE_WEB, or web/ of the source tree the binary was built in
+ * (malloc'd). */
+char *cli_default_web_dir(void);
 /* CYRANGE_IMAGES, or images/ next to the binary (malloc'd). */
 char *cli_default_images_dir(void);
 
@@ -39,6 +42,7 @@ int cli_validate(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_up(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_down(int argc, char **argv);
 int cli_timeline(int argc, char **argv);

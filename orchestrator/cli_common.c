@@ -43,6 +43,37 @@ char *cli_default_images_dir(void)
     return strdup("build/images");
 }
 
+char *cli_default_web_dir(void)
+{
+    const char *env = getenv("CYRANGE_WEB");
+    char exe[PATH_MAX], *out = NULL;
+    ssize_t n;
+    struct stat st;
+
+    if (env && *env)
+        return strdup(env);
+    /* build/cyrange or build/asan/cyrange in a source tree. */
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        for (int up = 1; up <= 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (slash == NULL)
+                break;
+            *slash = '\0';
+            free(out);
+            if (asprintf(&out, "%s/web/index.html", exe) < 0)
+                return NULL;
+            if (stat(out, &st) == 0) {
+                out[strlen(out) - strlen("/index.html")] = '\0';
+                return out;
+            }
+        }
+        free(out);
+    }
+    return strdup("web");
+}
+
 char *cli_read_text(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

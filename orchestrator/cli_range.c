@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_serve.h"
+#include "findings.h"
 #include "addr.h"
 #include "agentlink.h"
 #include "control.h"
@@ -36,6 +38,11 @@ typedef struct up_ctx {
     uv_timer_t done_timer;
     int done_timer_on;
     int hold;        /* clocks wait for `cyrange start` */
+    /* cyrange serve */
+    int serve;
+    int resume;      /* the range was up already: attached after a restart */
+    serve_opts sopts;
+    serve_ctx *sv;
 } up_ctx;
 
 static void on_progress(range *r, range_event_kind kind, int guest, const char *msg,
@@ -176,12 +183,77 @@ static json_t *guest_request(up_ctx *c, const json_t *req, control_pending *late
     return NULL;
 }
 
+/* A finding or label stored (or refused): the control client's answer.
+ * Without a store the exercise answers at once, inside the call: the reply
+ * is then returned by the handler instead of sent later. */
+typedef struct finding_wait {
+    control_pending *later;
+    int in_call;
+    json_t *reply;
+} finding_wait;
+
+static void finding_done(void *cbopaque, int status, const json_t *result, const char *error)
+{
+    finding_wait *w = cbopaque;
+    json_t *reply = result ? json_pack("{s:b, s:O*, s:O}", "ok", 1, "id",
+                                       json_object_get(result, "id"), "finding", result)
+                           : json_pack("{s:b, s:s, s:i}", "ok", 0, "error",
+                                       error ? error : "failed", "status", status);
+    if (w->in_call) {
+        w->reply = reply;
+        return;
+    }
+    control_respond(w->later, reply);
+    free(w);
+}
+
+/* Runs an asynchronous finding operation for the control socket. */
+static json_t *finding_call(up_ctx *c, const json_t *req, int label_op,
+                            control_pending *later)
+{
+    finding_wait *w = calloc(1, sizeof(*w));
+    const char *by = json_string_value(json_object_get(req, "by"));
+    int rc;
+
+    if (w == NULL)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "out of memory");
+    w->later = later;
+    w->in_call = 1;
+    if (label_op) {
+        const char *label = NULL;
+        if (findings_label_parse(json_string_value(json_object_get(req, "label")), &label) < 0) {
+            free(w);
+            return json_pack("{s:b, s:s}", "ok", 0, "error",
+                             "label is duplicate, benign, unscripted or none");
+        }
+        rc = exercise_finding_label(c->x, json_integer_value(json_object_get(req, "finding")),
+                                    label, by, finding_done, w);
+    } else {
+        rc = exercise_finding_add(c->x, (int)json_integer_value(json_object_get(req, "team")),
+                                  json_object_get(req, "finding"), by, finding_done, w);
+    }
+    w->in_call = 0;
+    if (rc < 0) {
+        json_decref(w->reply);
+        free(w);
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "cannot store it");
+    }
+    if (w->reply) {
+        json_t *reply = w->reply;
+        free(w);
+        return reply;
+    }
+    return NULL;
+}
+
 static json_t *on_control(const json_t *req, control_pending *later, void *opaque)
 {
     up_ctx *c = opaque;
     const char *cmd = json_string_value(json_object_get(req, "cmd"));
     if (cmd && strcmp(cmd, "guest") == 0)
         return guest_request(c, req, later);
+    if (cmd && (strcmp(cmd, "finding") == 0 || strcmp(cmd, "label") == 0))
+        return finding_call(c, req, strcmp(cmd, "label") == 0, later);
     return exercise_command(c->x, req);
 }
 
@@ -237,8 +309,21 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
         free(to);
     }
     printf("ground-truth journal: %s/journal.jsonl\n", records);
-    c->x = exercise_new(c->loop, p, c->r, records, seed, on_exercise_log, c, err,
+    exercise_opts xo = { .resume = c->resume };
+    if (c->serve) {
+        c->sopts.provision = !c->resume;
+        c->sv = serve_open(c->loop, p, c->r, &c->sopts, err, sizeof(err));
+        if (c->sv == NULL) {
+            fprintf(stderr, "cyrange serve: %s\n", err);
+            goto cleanup;
+        }
+        xo.st = serve_store(c->sv);
+        xo.event = serve_event;
+        xo.event_opaque = c->sv;
+    }
+    c->x = exercise_new(c->loop, p, c->r, records, seed, on_exercise_log, c, &xo, err,
                         sizeof(err));
+    serve_attach(c->sv, c->x);
     if (c->x == NULL) {
         fprintf(stderr, "cyrange run: %s\n", err);
         goto cleanup;
@@ -254,7 +339,9 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
            p->scn->speed, p->exercise, p->exercise);
     fflush(stdout);
     c->playing = 1;
-    if (c->hold)
+    if (c->resume)
+        printf("resumed: every team's timeline continues where it was\n");
+    else if (c->hold)
         printf("clocks are held: `cyrange start %s [--team N]` starts them\n",
                p->exercise);
     else
@@ -271,8 +358,11 @@ cleanup:
     if (c->done_timer_on)
         uv_close((uv_handle_t *)&c->done_timer, NULL);
     control_close(c->ctl);
+    serve_detach(c->sv);
     exercise_free(c->x);
     c->x = NULL;
+    serve_close(c->sv, NULL, NULL);
+    c->sv = NULL;
     free(sock);
     free(dir);
     return rc;
@@ -293,6 +383,9 @@ static int up_or_run(int argc, char **argv, int run)
         { "timeout", required_argument, NULL, 'T' },
         { "keep-on-failure", no_argument, NULL, 'k' },
         { "fail-at", required_argument, NULL, 'F' },
+        { "listen", required_argument, NULL, 'L' },
+        { "web", required_argument, NULL, 'W' },
+        { "members", required_argument, NULL, 'M' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -309,10 +402,20 @@ static int up_or_run(int argc, char **argv, int run)
     up_ctx ctx = { 0 };
     int keep = 0;
     uint64_t seed = 0;
-    const char *cmdname = run ? "run" : "up";
+    const char *cmdname = run == 2 ? "serve" : run ? "run" : "up";
+    char *web = NULL, *openapi = NULL;
 
     o.domain_type = "qemu";
     o.state_dir = cli_state_dir();
+    ctx.serve = run == 2;
+    if (ctx.serve) {
+        web = cli_default_web_dir();
+        if (web && asprintf(&openapi, "%s/openapi.json", web) < 0)
+            openapi = NULL;
+        ctx.sopts.state_dir = o.state_dir;
+        ctx.sopts.web_dir = web;
+        ctx.sopts.openapi_path = openapi;
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:n:c:d:i:T:kh", opts, NULL)) != -1) {
         switch (c) {
@@ -349,6 +452,21 @@ static int up_or_run(int argc, char **argv, int run)
                 return EXIT_USAGE;
             keep = 1;
             break;
+        case 'L':
+        case 'W':
+        case 'M':
+            if (!ctx.serve) {
+                fprintf(stderr, "cyrange %s: --listen, --web and --members are for "
+                        "`cyrange serve`\n", cmdname);
+                return EXIT_USAGE;
+            }
+            if (c == 'L')
+                ctx.sopts.listen = optarg;
+            else if (c == 'W')
+                ctx.sopts.web_dir = optarg;
+            else
+                ctx.sopts.members = atoi(optarg);
+            break;
         case 'E':
             if (!run)
                 return EXIT_USAGE;
@@ -365,6 +483,21 @@ static int up_or_run(int argc, char **argv, int run)
             ctx.hold = 1;
             break;
         case 'h':
+            if (run == 2) {
+                puts("usage: cyrange serve FILE [up options] [--listen ADDR:PORT] [--web DIR]\n"
+                     "       [--members N] [--keep] [--seed N] [--hold]\n\n"
+                     "`cyrange run` with the web UI and the HTTP/JSON API (default\n"
+                     "http://127.0.0.1:8080/; the contract is web/openapi.json): teams\n"
+                     "work in their range from a browser (map, consoles, findings, reports,\n"
+                     "inbox, score), instructors watch, steer and review.  Everything is\n"
+                     "kept in <state>/cyrange.db (SQLite).  The first start creates an\n"
+                     "instructor account and --members accounts per team (default 2) and\n"
+                     "prints their passwords once.  If the exercise is already up (the\n"
+                     "orchestrator was killed), serve attaches to its guests and resumes\n"
+                     "every team's timeline where it was.  Ctrl-C stops and removes the\n"
+                     "range (--keep leaves it up).");
+                return EXIT_OK;
+            }
             if (run) {
                 puts("usage: cyrange run FILE [up options] [--keep] [--exit-when-done]\n"
                      "       [--seed N]\n\n"
@@ -421,18 +554,23 @@ static int up_or_run(int argc, char **argv, int run)
         char *sp = NULL;
         int tt;
         if (range_state_load(o.state_dir, p->exercise, &sp, NULL, &tt, NULL, NULL) == 0) {
-            fprintf(stderr, "cyrange up: exercise '%s' is already up (%d teams); "
-                    "`cyrange down %s` first, or use --name\n", p->exercise, tt,
-                    p->exercise);
             free(sp);
-            goto cleanup;
+            if (ctx.serve && tt == p->n_teams) {
+                /* The orchestrator died; its guests kept running. */
+                ctx.resume = 1;
+            } else {
+                fprintf(stderr, "cyrange %s: exercise '%s' is already up (%d teams); "
+                        "`cyrange down %s` first, or use --name\n", cmdname, p->exercise,
+                        tt, p->exercise);
+                goto cleanup;
+            }
         }
     }
     if (o.images_dir == NULL) {
         images = cli_default_images_dir();
         o.images_dir = images;
     }
-    if (range_state_save(p, &o, text, tlen, err, sizeof(err)) < 0) {
+    if (!ctx.resume && range_state_save(p, &o, text, tlen, err, sizeof(err)) < 0) {
         fprintf(stderr, "cyrange up: %s\n", err);
         goto cleanup;
     }
@@ -456,7 +594,13 @@ static int up_or_run(int argc, char **argv, int run)
     ctx.signals = 1;
     uv_signal_start(&ctx.sigint, on_signal, SIGINT);
     uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
-    if (range_up(ctx.r, on_up_done, &ctx, err, sizeof(err)) < 0) {
+    if (ctx.resume) {
+        printf("exercise %s is up already: attaching to its guests\n", p->exercise);
+        fflush(stdout);
+    }
+    if ((ctx.resume ? range_attach(ctx.r, o.boot_timeout_ms ? o.boot_timeout_ms : 60000,
+                                   on_up_done, &ctx, err, sizeof(err))
+                    : range_up(ctx.r, on_up_done, &ctx, err, sizeof(err))) < 0) {
         fprintf(stderr, "cyrange up: %s\n", err);
         close_signals(&ctx);
     }
@@ -499,6 +643,8 @@ cleanup:
     diag_clear(&d);
     free(images);
     free(text);
+    free(web);
+    free(openapi);
     return rc;
 }
 
@@ -510,6 +656,11 @@ int cli_up(int argc, char **argv)
 int cli_run(int argc, char **argv)
 {
     return up_or_run(argc, argv, 1);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    return up_or_run(argc, argv, 2);
 }
 
 /* Capture counters and availability checks of a running exercise. */

@@ -13,6 +13,7 @@
 #include "checks.h"
 #include "findings.h"
 #include "scorecard.h"
+#include "units.h"
 #include "wire.h"
 #include "community_id.h"
 #include "journal.h"
@@ -61,6 +62,12 @@ struct exercise {
     json_t *marks;             /* [{"due_ms","team","step","flows"}] */
     uv_timer_t mark_timer;
     int mark_timer_on;
+    store *st;                 /* durable state, or NULL */
+    int resume;
+    exercise_event_cb event;
+    void *event_opaque;
+    json_t *check_up;          /* "team:check" -> last ok, for transitions */
+    unsigned ticks;
 };
 
 #define MARK_DELAY_MS 1500
@@ -79,10 +86,40 @@ static void xlog(exercise *x, int team, const char *fmt, ...)
     x->log(x, team, buf, x->opaque);
 }
 
+static long long now_wall_ms(void);
+
+/* Tells the live viewers (the API's events); `data` is borrowed. */
+static void emit(exercise *x, const char *type, int team, int instructors_only,
+                 const json_t *data)
+{
+    if (x->event && data)
+        x->event(x, type, team, instructors_only, data, x->event_opaque);
+}
+
+static void store_failed(const store_result *res, void *opaque)
+{
+    exercise *x = opaque;
+    if (res->rc != 0)
+        xlog(x, 0, "WARNING: the store refused a write: %s", res->err.msg);
+}
+
 static void jwrite(exercise *x, json_t *e)
 {
     if (e == NULL)
         return;
+    if (x->st) {
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        const char *step = json_string_value(json_object_get(e, "step"));
+        int team = (int)json_integer_value(json_object_get(e, "team"));
+        store_journal_append(x->st, x->p->exercise, team, now_wall_ms(), kind ? kind : "?",
+                             step, e, store_failed, x);
+        /* Attacker details are for instructors; clock changes too. */
+        emit(x, kind && strcmp(kind, "timeline") == 0 ? "timeline" : "step", team, 1, e);
+    } else {
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        emit(x, kind && strcmp(kind, "timeline") == 0 ? "timeline" : "step",
+             (int)json_integer_value(json_object_get(e, "team")), 1, e);
+    }
     if (journal_append(x->j, e) < 0)
         xlog(x, 0, "WARNING: the journal could not be written");
     if (x->jlog)
@@ -93,6 +130,20 @@ static void jwrite(exercise *x, json_t *e)
 /* The address a guest of `team` uses to reach host `hi`: a static address on
  * a segment shared with `from` when there is one, else its first static
  * address, else (DHCP only) what its agent last reported. */
+/* Keeps the team's timeline progress in the store, to resume it after a
+ * crash at the right point. */
+static void save_timeline(exercise *x, int team, timeline *tl)
+{
+    if (x->st == NULL || tl == NULL)
+        return;
+    json_t *snap = timeline_to_json(tl);
+    if (snap == NULL)
+        return;
+    json_object_set_new(snap, "saved_ms", json_integer(now_wall_ms()));
+    store_timeline_put(x->st, x->p->exercise, team, snap, now_wall_ms(), store_failed, x);
+    json_decref(snap);
+}
+
 /* The attacker's C2: the first host with role c2, else attacker. */
 static int c2_host(const scenario *s)
 {
@@ -198,8 +249,6 @@ static json_t *artefacts(const scn_step *st, const json_t *entry, const json_t *
     return a;
 }
 
-static long long now_wall_ms(void);
-
 /* Journals, for each queued step result that is due (all with `all`),
  * whether its flows were seen on the team's wire. */
 static void run_marks(exercise *x, int all)
@@ -228,9 +277,16 @@ static void run_marks(exercise *x, int all)
     }
 }
 
+static void save_timeline(exercise *x, int team, timeline *tl);
+
 static void on_mark_timer(uv_timer_t *h)
 {
-    run_marks(h->data, 0);
+    exercise *x = h->data;
+    run_marks(x, 0);
+    /* Every 2 s, each team's progress, for a restart after a crash. */
+    if (++x->ticks % 4 == 0)
+        for (int t = 0; t < x->n_teams; t++)
+            save_timeline(x, t + 1, x->teams[t].tl);
 }
 
 static void queue_mark(exercise *x, int team, const char *step, const json_t *flows)
@@ -328,6 +384,23 @@ static void run_inject(exercise *x, team_ctx *t, int step)
         for (const char *const *k = keep; *k; k++)
             if (json_object_get(p, *k))
                 json_object_set(e, *k, json_object_get(p, *k));
+    }
+    if (x->st && e) {
+        int64_t dl = 0;
+        const char *d = json_string_value(json_object_get(p, "deadline"));
+        if (d)
+            units_duration_parse(d, &dl);
+        json_t *doc = json_pack("{s:O*, s:O*, s:O*, s:O*, s:O*}", "from",
+                                json_object_get(p, "from"), "channel",
+                                json_object_get(p, "channel"), "subject",
+                                json_object_get(p, "subject"), "body",
+                                json_object_get(p, "body"), "points",
+                                json_object_get(p, "points"));
+        long long now = now_wall_ms();
+        store_inbox_add(x->st, x->p->exercise, t->team, st->id, now, dl > 0 ? now + dl : 0,
+                        doc, store_failed, x);
+        emit(x, "inject", t->team, 0, doc);
+        json_decref(doc);
     }
     jwrite(x, e);
     xlog(x, t->team, "inject %s to the team's inbox: %s", st->id,
@@ -535,7 +608,8 @@ static void on_event(timeline *tl, int step, const char *what, void *opaque)
 
 /* Opens <dir>/<name>.jsonl for this run.  A previous run's file is kept
  * under its last write time: a record is never overwritten. */
-static journal *open_record(const char *dir, const char *name, char *err, size_t errlen)
+static journal *open_record(const char *dir, const char *name, int append, char *err,
+                            size_t errlen)
 {
     char *path = NULL, *old = NULL;
     struct stat st;
@@ -545,7 +619,7 @@ static journal *open_record(const char *dir, const char *name, char *err, size_t
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (stat(path, &st) == 0) {
+    if (!append && stat(path, &st) == 0) {
         struct tm tm;
         gmtime_r(&st.st_mtime, &tm);
         if (asprintf(&old, "%s/%s-%04d%02d%02dT%02d%02d%02dZ.jsonl", dir, name,
@@ -574,11 +648,101 @@ static void on_check_result(checks *c, int team, const json_t *res, void *opaque
     if (journal_append(x->jchecks, (json_t *)res) < 0)
         xlog(x, 0, "WARNING: a check result could not be recorded");
     json_array_append(x->check_log, (json_t *)res);
+    const char *id = json_string_value(json_object_get(res, "check"));
+    int ok = json_is_true(json_object_get(res, "ok"));
+    if (x->st && id)
+        store_check_add(x->st, x->p->exercise, team,
+                        id, (int64_t)json_integer_value(json_object_get(res, "ts_ms")), ok,
+                        json_string_value(json_object_get(res, "detail")), store_failed, x);
+    char key[96];
+    snprintf(key, sizeof(key), "%d:%s", team, id ? id : "?");
+    json_t *prev = json_object_get(x->check_up, key);
+    if (prev == NULL || json_is_true(prev) != ok) {
+        json_object_set_new(x->check_up, key, json_boolean(ok));
+        emit(x, "check", team, 0, res);
+    }
+}
+
+/* Reads back what a previous run of this exercise recorded: the journal
+ * and check results for scoring, the findings (from the store when there
+ * is one: it is the authority), and each team's timeline. */
+static void resume_records(exercise *x)
+{
+    char *path = NULL;
+    json_t *old;
+
+    if (asprintf(&path, "%s/journal.jsonl", x->dir) >= 0 && (old = journal_read(path))) {
+        json_array_extend(x->jlog, old);
+        json_decref(old);
+    }
+    free(path);
+    path = NULL;
+    if (asprintf(&path, "%s/checks.jsonl", x->dir) >= 0 && (old = journal_read(path))) {
+        json_array_extend(x->check_log, old);
+        json_decref(old);
+    }
+    free(path);
+    path = NULL;
+    if (x->st) {
+        store_err e;
+        json_t *rows = store_findings_list(x->st, x->p->exercise, STORE_ALL_TEAMS, &e);
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row) {
+            json_t *f = json_deep_copy(json_object_get(row, "doc"));
+            if (f == NULL)
+                continue;
+            json_object_set(f, "id", json_object_get(row, "id"));
+            json_object_set(f, "team", json_object_get(row, "team"));
+            json_object_set(f, "label", json_object_get(row, "label") ?: json_null());
+            json_object_set_new(f, "kind", json_string("finding"));
+            json_array_append_new(x->findings_log, f);
+            long long id = json_integer_value(json_object_get(row, "id"));
+            if (id >= x->next_finding)
+                x->next_finding = id + 1;
+        }
+        json_decref(rows);
+    } else if (asprintf(&path, "%s/findings.jsonl", x->dir) >= 0 &&
+               (old = journal_read(path))) {
+        size_t i;
+        json_t *l;
+        json_array_foreach(old, i, l) {
+            long long id = json_integer_value(json_object_get(l, "id"));
+            if (id >= x->next_finding)
+                x->next_finding = id + 1;
+        }
+        json_array_extend(x->findings_log, old);
+        json_decref(old);
+    }
+    free(path);
+}
+
+static void restore_timelines(exercise *x)
+{
+    store_err e;
+    json_t *rows = x->st ? store_timeline_list(x->st, x->p->exercise, &e) : NULL;
+    size_t i;
+    json_t *row;
+
+    json_array_foreach(rows, i, row) {
+        int team = (int)json_integer_value(json_object_get(row, "team"));
+        json_t *snap = json_object_get(row, "state");
+        if (snap == NULL)
+            snap = json_object_get(row, "doc");
+        if (team < 1 || team > x->n_teams || snap == NULL)
+            continue;
+        long long saved = json_integer_value(json_object_get(snap, "saved_ms"));
+        long long down = saved > 0 ? now_wall_ms() - saved : 0;
+        if (timeline_restore(x->teams[team - 1].tl, snap, down) == 0)
+            xlog(x, team, "timeline restored (the orchestrator was away %.1f s)",
+                 (double)down / 1000.0);
+    }
+    json_decref(rows);
 }
 
 exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir,
                        uint64_t seed, exercise_log_cb log, void *opaque,
-                       char *err, size_t errlen)
+                       const exercise_opts *o, char *err, size_t errlen)
 {
     exercise *x = calloc(1, sizeof(*x));
     static const timeline_ops ops = { on_run, on_condition, on_event };
@@ -590,6 +754,13 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     x->log = log;
     x->opaque = opaque;
     x->n_teams = p->n_teams;
+    if (o) {
+        x->st = o->st;
+        x->resume = o->resume;
+        x->event = o->event;
+        x->event_opaque = o->event_opaque;
+    }
+    x->check_up = json_object();
     x->dir = strdup(dir);
     x->teams = calloc((size_t)p->n_teams, sizeof(*x->teams));
     x->epochs = calloc((size_t)p->n_teams, sizeof(*x->epochs));
@@ -601,9 +772,11 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     x->next_finding = 1;
     if (x->jlog == NULL || x->check_log == NULL || x->findings_log == NULL)
         goto oom;
-    if ((x->j = open_record(dir, "journal", err, errlen)) == NULL ||
-        (x->jchecks = open_record(dir, "checks", err, errlen)) == NULL ||
-        (x->jfindings = open_record(dir, "findings", err, errlen)) == NULL) {
+    if (x->resume)
+        resume_records(x);
+    if ((x->j = open_record(dir, "journal", x->resume, err, errlen)) == NULL ||
+        (x->jchecks = open_record(dir, "checks", x->resume, err, errlen)) == NULL ||
+        (x->jfindings = open_record(dir, "findings", x->resume, err, errlen)) == NULL) {
         exercise_free(x);
         return NULL;
     }
@@ -624,9 +797,15 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
     /* Availability is measured from the moment the range is up, whether or
      * not the clocks are held. */
     checks_start(x->ck);
+    if (x->st && !x->resume) {
+        store_exercise_put(x->st, p->exercise, p->scn->id, p->scn->root, now_wall_ms(),
+                           "running", p->scn->speed, (int64_t)seed, NULL, store_failed, x);
+        for (int t = 0; t < p->n_teams; t++)
+            store_team_put(x->st, p->exercise, t + 1, p->teams[t].name, store_failed, x);
+    }
     jwrite(x, json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "kind", "exercise", "event",
-                        "opened", "exercise", p->exercise, "scenario", p->scn->id,
-                        "teams", p->n_teams, "speed", p->scn->speed));
+                        x->resume ? "resumed" : "opened", "exercise", p->exercise,
+                        "scenario", p->scn->id, "teams", p->n_teams, "speed", p->scn->speed));
     for (int t = 0; t < p->n_teams; t++) {
         x->teams[t].x = x;
         x->teams[t].team = t + 1;
@@ -634,6 +813,8 @@ exercise *exercise_new(uv_loop_t *loop, const plan *p, range *r, const char *dir
         if (x->teams[t].tl == NULL)
             goto oom;
     }
+    if (x->resume)
+        restore_timelines(x);
     return x;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -725,40 +906,113 @@ static json_t *team_command(exercise *x, team_ctx *t, const char *cmd, int step)
 }
 
 /* Findings, labels, checks and scores. */
-static json_t *add_finding(exercise *x, int team, const json_t *c)
+/* A finding (or a label) waiting for the store's acknowledgement. */
+typedef struct finding_op {
+    exercise *x;
+    json_t *line;              /* the findings.jsonl line, without "id" yet */
+    exercise_done_cb cb;
+    void *cbopaque;
+} finding_op;
+
+/* The finding is durable: it joins the records used for scoring and the
+ * caller hears about it. */
+static void finding_stored(finding_op *op, long long id)
+{
+    exercise *x = op->x;
+    json_t *f = op->line;
+    int team = (int)json_integer_value(json_object_get(f, "team"));
+
+    if (id > 0)
+        json_object_set_new(f, "id", json_integer(id));
+    id = json_integer_value(json_object_get(f, "id"));
+    if (x->st && journal_append(x->jfindings, f) < 0)
+        xlog(x, team, "WARNING: finding #%lld is in the store but not in findings.jsonl", id);
+    json_array_append(x->findings_log, f);
+    if (id >= x->next_finding)
+        x->next_finding = id + 1;
+    json_t *pub = json_deep_copy(f);
+    json_object_del(pub, "kind");
+    if (strcmp(json_string_value(json_object_get(f, "kind")), "finding") == 0) {
+        xlog(x, team, "finding #%lld filed", id);
+        emit(x, "finding", team, 0, pub);
+    } else {
+        emit(x, "finding", team, 0, pub);
+    }
+    if (op->cb)
+        op->cb(op->cbopaque, 200, pub, NULL);
+    json_decref(pub);
+}
+
+static void finding_ack(const store_result *res, void *opaque)
+{
+    finding_op *op = opaque;
+    if (res->rc != 0) {
+        xlog(op->x, 0, "WARNING: a finding could not be stored: %s", res->err.msg);
+        if (op->cb)
+            op->cb(op->cbopaque, res->rc == STORE_ENOTFOUND ? 404 : 500, NULL, res->err.msg);
+    } else {
+        const char *kind = json_string_value(json_object_get(op->line, "kind"));
+        finding_stored(op, kind && strcmp(kind, "label") == 0 ? 0 : res->id);
+    }
+    json_decref(op->line);
+    free(op);
+}
+
+int exercise_finding_add(exercise *x, int team, const json_t *finding, const char *by,
+                         exercise_done_cb cb, void *cbopaque)
 {
     char err[1024];
     long long now = now_wall_ms();
 
-    if (team < 1)
-        return json_pack("{s:b, s:s}", "ok", 0, "error", "a finding needs a team (1..N)");
-    json_t *f = findings_normalize(json_object_get(c, "finding"), x->p->scn, team, now, err,
-                                   sizeof(err));
-    if (f == NULL)
-        return json_pack("{s:b, s:s}", "ok", 0, "error", err);
-    json_object_set_new(f, "id", json_integer(x->next_finding));
+    if (team < 1 || team > x->n_teams) {
+        cb(cbopaque, 400, NULL, "no such team");
+        return 0;
+    }
+    json_t *f = findings_normalize(finding, x->p->scn, team, now, err, sizeof(err));
+    if (f == NULL) {
+        cb(cbopaque, 400, NULL, err);
+        return 0;
+    }
     json_object_set_new(f, "kind", json_string("finding"));
-    const char *by = json_string_value(json_object_get(c, "by"));
     if (by)
         json_object_set_new(f, "by", json_string(by));
-    /* Acknowledged only once it is on disk. */
-    if (journal_append(x->jfindings, f) < 0) {
+    finding_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
         json_decref(f);
-        return json_pack("{s:b, s:s}", "ok", 0, "error", "the finding could not be stored");
+        return -1;
     }
-    json_array_append(x->findings_log, f);
-    x->next_finding++;
-    json_t *out = json_pack("{s:b, s:O, s:O}", "ok", 1, "id", json_object_get(f, "id"),
-                            "finding", f);
-    xlog(x, team, "finding #%lld filed", (long long)json_integer_value(json_object_get(f, "id")));
+    op->x = x;
+    op->line = f;
+    op->cb = cb;
+    op->cbopaque = cbopaque;
+    if (x->st) {
+        /* Acknowledged once the store has committed it. */
+        if (store_finding_add(x->st, x->p->exercise, team, 0, now,
+                              json_integer_value(json_object_get(f, "detected_ms")), f,
+                              finding_ack, op) < 0) {
+            json_decref(f);
+            free(op);
+            return -1;
+        }
+        return 0;
+    }
+    /* Without a store, findings.jsonl (fsync'd) is the durable copy. */
+    json_object_set_new(f, "id", json_integer(x->next_finding));
+    if (journal_append(x->jfindings, f) < 0) {
+        cb(cbopaque, 500, NULL, "the finding could not be stored");
+        json_decref(f);
+        free(op);
+        return 0;
+    }
+    finding_stored(op, 0);
     json_decref(f);
-    return out;
+    free(op);
+    return 0;
 }
 
-static json_t *label_finding(exercise *x, const json_t *c)
+int exercise_finding_label(exercise *x, long long id, const char *label, const char *by,
+                           exercise_done_cb cb, void *cbopaque)
 {
-    json_int_t id = json_integer_value(json_object_get(c, "finding"));
-    const char *label = NULL;
     json_t *all = findings_fold(x->findings_log, 0), *f = NULL;
     size_t i;
     json_t *it;
@@ -768,32 +1022,68 @@ static json_t *label_finding(exercise *x, const json_t *c)
             f = it;
     if (f == NULL) {
         json_decref(all);
-        return json_pack("{s:b, s:s}", "ok", 0, "error", "no such finding");
+        cb(cbopaque, 404, NULL, "no such finding");
+        return 0;
     }
-    if (findings_label_parse(json_string_value(json_object_get(c, "label")), &label) < 0) {
-        json_decref(all);
-        return json_pack("{s:b, s:s}", "ok", 0, "error",
-                         "label is duplicate, benign, unscripted or none");
-    }
-    json_t *line = json_pack("{s:s, s:I, s:i, s:s?, s:s?}", "kind", "label", "finding", id,
-                             "team", (int)json_integer_value(json_object_get(f, "team")),
-                             "label", label, "by",
-                             json_string_value(json_object_get(c, "by")));
+    json_t *line = json_pack("{s:s, s:I, s:i, s:s?, s:s?}", "kind", "label", "finding",
+                             (json_int_t)id, "team",
+                             (int)json_integer_value(json_object_get(f, "team")), "label", label,
+                             "by", by);
     json_decref(all);
-    if (line == NULL || journal_append(x->jfindings, line) < 0) {
+    finding_op *op = calloc(1, sizeof(*op));
+    if (line == NULL || op == NULL) {
         json_decref(line);
-        return json_pack("{s:b, s:s}", "ok", 0, "error", "the label could not be stored");
+        free(op);
+        return -1;
     }
-    json_array_append_new(x->findings_log, line);
-    return json_pack("{s:b, s:I, s:s?}", "ok", 1, "finding", id, "label", label);
+    op->x = x;
+    op->line = line;
+    op->cb = cb;
+    op->cbopaque = cbopaque;
+    if (x->st) {
+        if (store_finding_label(x->st, x->p->exercise, id, label, by, now_wall_ms(),
+                                finding_ack, op) < 0) {
+            json_decref(line);
+            free(op);
+            return -1;
+        }
+        return 0;
+    }
+    if (journal_append(x->jfindings, line) < 0) {
+        cb(cbopaque, 500, NULL, "the label could not be stored");
+        json_decref(line);
+        free(op);
+        return 0;
+    }
+    finding_stored(op, 0);
+    json_decref(line);
+    free(op);
+    return 0;
 }
 
-static json_t *scoring_command(exercise *x, const char *cmd, int team, const json_t *c)
+json_t *exercise_findings(exercise *x, int team)
 {
-    if (strcmp(cmd, "finding") == 0)
-        return add_finding(x, team, c);
-    if (strcmp(cmd, "label") == 0)
-        return label_finding(x, c);
+    return findings_fold(x->findings_log, team);
+}
+
+json_t *exercise_score(exercise *x, int team, const json_t *grades, char *err, size_t errlen)
+{
+    json_t *fl = findings_fold(x->findings_log, team);
+    json_t *wf = wire_flows(x->w, team);
+    json_t *b = scorecard_team(x->p->scn, team, now_wall_ms(), x->jlog, fl, x->check_log, wf,
+                               grades, err, errlen);
+    json_decref(fl);
+    json_decref(wf);
+    return b;
+}
+
+char *exercise_pcap_dir(exercise *x, int team)
+{
+    return wire_pcap_dir(x->w, team);
+}
+
+static json_t *scoring_command(exercise *x, const char *cmd, int team)
+{
     if (strcmp(cmd, "findings") == 0)
         return json_pack("{s:b, s:o}", "ok", 1, "findings", findings_fold(x->findings_log, team));
     json_t *teams = json_array();
@@ -810,12 +1100,7 @@ static json_t *scoring_command(exercise *x, const char *cmd, int team, const jso
             continue;
         }
         char err[512];
-        json_t *fl = findings_fold(x->findings_log, t);
-        json_t *wf = wire_flows(x->w, t);
-        json_t *b = scorecard_team(x->p->scn, t, now_wall_ms(), x->jlog, fl, x->check_log,
-                                   wf, NULL, err, sizeof(err));
-        json_decref(fl);
-        json_decref(wf);
+        json_t *b = exercise_score(x, t, NULL, err, sizeof(err));
         if (b == NULL) {
             json_decref(teams);
             return json_pack("{s:b, s:s}", "ok", 0, "error", err);
@@ -866,12 +1151,11 @@ json_t *exercise_command(exercise *x, const json_t *c)
         return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "guests", arr, "wire", wires,
                          "checks", cks);
     }
-    if (strcmp(cmd, "finding") == 0 || strcmp(cmd, "label") == 0 ||
-        strcmp(cmd, "findings") == 0 || strcmp(cmd, "score") == 0 ||
+    if (strcmp(cmd, "findings") == 0 || strcmp(cmd, "score") == 0 ||
         strcmp(cmd, "checks") == 0 || strcmp(cmd, "wire") == 0) {
         if (team < 0 || team > x->n_teams)
             return json_pack("{s:b, s:s}", "ok", 0, "error", "no such team");
-        return scoring_command(x, cmd, team, c);
+        return scoring_command(x, cmd, team);
     }
     for (const char *const *k = known; *k; k++)
         ok_cmd |= strcmp(*k, cmd) == 0;
@@ -931,6 +1215,7 @@ void exercise_free(exercise *x)
     json_decref(x->jlog);
     json_decref(x->check_log);
     json_decref(x->findings_log);
+    json_decref(x->check_up);
     free(x->teams);
     free(x->epochs);
     free(x->dir);

@@ -35,6 +35,10 @@ static void usage(FILE *out)
 "  run FILE [up options] [--keep] [--exit-when-done] [--seed N] [--hold]\n"
 "                                   up, then play the attack timeline on every\n"
 "                                   team's own clock (Ctrl-C stops and removes)\n"
+"  serve FILE [run options] [--listen ADDR:PORT] [--web DIR] [--members N]\n"
+"                                   run, with the web UI and HTTP/JSON API\n"
+"                                   (accounts printed once; after a crash it\n"
+"                                   re-attaches and resumes)\n"
 "  timeline EXERCISE [--team N] [--json]\n"
 "                                   every team's clock and steps\n"
 "  journal EXERCISE [--team N]      the ground-truth journal as JSON\n"
@@ -106,6 +110,8 @@ int main(int argc, char **argv)
         return cli_exec(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "timeline") == 0)
         return cli_timeline(argc - 1, argv + 1);
     if (strcmp(cmd, "journal") == 0)

@@ -21,7 +21,7 @@ $(BUILD)/obj/%.o: %.c
 CLI_SRCS := orchestrator/main.c orchestrator/cli_common.c \
             orchestrator/cli_scenario.c orchestrator/cli_range.c \
             orchestrator/cli_steer.c orchestrator/cli_score.c \
-            orchestrator/cli_users.c
+            orchestrator/cli_users.c orchestrator/cli_serve.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 
 -include $(CORE_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -1847,3 +1847,8 @@ int range_host_address(const range *r, int team, int from, int hi, char *buf, si
     }
     return -1;
 }
+
+struct virt_conn *range_virt_events(const range *r)
+{
+    return r->events;
+}

@@ -99,6 +99,10 @@ const json_t *range_guest_health(const range *r, size_t g);
 struct agentlink *range_guest_link(const range *r, size_t g);
 /* Index of team `team` (1-based), host `name`, or -1. */
 int range_guest_find(const range *r, int team, const char *host);
+/* The libvirt connection that delivers the range's events (its event loop
+ * runs), for guest consoles; NULL before up/attach opened it or when events
+ * are unavailable.  Borrowed. */
+struct virt_conn *range_virt_events(const range *r);
 /* The IPv4 address host `from` (scenario index, -1: any) uses to reach host
  * `hi` in `team`, into `buf`.  -1 when it has none yet (a DHCP host whose
  * agent has not reported). */

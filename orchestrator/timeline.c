@@ -480,3 +480,80 @@ json_t *timeline_to_json(const timeline *tl)
     }
     return o;
 }
+
+static int state_parse(const char *name, timeline_step_state *out)
+{
+    for (int v = TL_PENDING; v <= TL_ON_DEMAND; v++)
+        if (name && strcmp(name, timeline_state_name((timeline_step_state)v)) == 0) {
+            *out = (timeline_step_state)v;
+            return 0;
+        }
+    return -1;
+}
+
+static int64_t secs_ms(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? (int64_t)(json_number_value(v) * 1000.0 + 0.5) : -1;
+}
+
+int timeline_restore(timeline *tl, const json_t *snap, int64_t downtime_ms)
+{
+    const char *clock = json_string_value(json_object_get(snap, "clock"));
+    const json_t *steps = json_object_get(snap, "steps");
+    int rerun = 0;
+
+    if (clock == NULL || !json_is_array(steps) || tl->clock != TL_STOPPED)
+        return -1;
+    uv_timer_stop(&tl->timer);
+    reset_steps(tl);
+    for (size_t i = 0; i < tl->s->n_steps; i++) {
+        size_t k;
+        const json_t *so, *found = NULL;
+        json_array_foreach(steps, k, so) {
+            const char *id = json_string_value(json_object_get(so, "id"));
+            if (id && strcmp(id, tl->s->steps[i].id) == 0)
+                found = so;
+        }
+        tl_step *st = &tl->steps[i];
+        if (found == NULL || state_parse(json_string_value(json_object_get(found, "state")),
+                                         &st->state) < 0)
+            continue;
+        st->due_ms = secs_ms(found, "due_s");
+        st->started_ms = secs_ms(found, "started_s");
+        st->ended_ms = secs_ms(found, "ended_s");
+        set_detail(st, json_string_value(json_object_get(found, "detail")));
+    }
+    tl->acc_ms = secs_ms(snap, "elapsed_s");
+    if (tl->acc_ms < 0)
+        tl->acc_ms = 0;
+    if (strcmp(clock, "running") == 0) {
+        /* The exercise's clock kept running while the orchestrator was
+         * down: steps that fell due meanwhile run now, late. */
+        tl->acc_ms += (int64_t)((double)(downtime_ms > 0 ? downtime_ms : 0) * tl->s->speed);
+        tl->clock = TL_RUNNING_CLOCK;
+    } else if (strcmp(clock, "paused") == 0) {
+        tl->clock = TL_PAUSED;
+    } else if (strcmp(clock, "ended") == 0) {
+        tl->clock = TL_ENDED;
+    } else {
+        tl->clock = TL_STOPPED;
+    }
+    /* A step that was running has no result: run it again. */
+    for (size_t i = 0; i < tl->s->n_steps; i++) {
+        tl_step *st = &tl->steps[i];
+        if (st->state == TL_RUNNING || st->state == TL_CHECKING) {
+            st->state = TL_SCHEDULED;
+            st->due_ms = tl->acc_ms;
+            st->started_ms = -1;
+            set_detail(st, "run again: the orchestrator restarted while it ran");
+            rerun++;
+        }
+    }
+    tl->resumed_at = wall_ms(tl);
+    tl->ended_reported = tl->acc_ms >= tl->s->duration_ms;
+    event(tl, -1, "timeline restored after a restart at %.1f s (%s), %d step%s to run again",
+          (double)tl->acc_ms / 1000.0, clock, rerun, rerun == 1 ? "" : "s");
+    arm(tl);
+    return 0;
+}

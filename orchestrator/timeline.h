@@ -98,5 +98,10 @@ const char *timeline_state_name(timeline_step_state s);
 const char *timeline_clock_name(timeline_clock c);
 /* The team's progress as JSON (new reference). */
 json_t *timeline_to_json(const timeline *tl);
+/* Puts a stopped timeline back where timeline_to_json() `snap` (borrowed)
+ * left it, `downtime_ms` later: a running clock moves on by the downtime
+ * (steps due meanwhile run at once), a step that was running is run again.
+ * 0, or -1 when `snap` is not a snapshot or the clock is not stopped. */
+int timeline_restore(timeline *tl, const json_t *snap, int64_t downtime_ms);
 
 #endif

@@ -1,0 +1,297 @@
+/* cli_serve — what `cyrange serve` adds to `cyrange run`: the durable store
+ * (<state>/cyrange.db), accounts and sessions, the HTTP/JSON API with its
+ * WebSockets, guest consoles, and the web UI's static files.
+ *
+ * cli_range.c brings the range up (or attaches to it after a crash) and
+ * plays the exercise; it calls serve_open() before creating the exercise
+ * (whose records then go to the store too), serve_attach() once the
+ * exercise exists, and serve_close() when it stops.
+ */
+#include "cli_serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "auth.h"
+#include "console.h"
+#include "httpd.h"
+#include "store.h"
+
+struct serve_ctx {
+    uv_loop_t *loop;
+    const plan *p;
+    range *r;
+    store *st;
+    auth *au;
+    httpd *h;
+    api *a;
+    console_hub *hub;
+    exercise *x;
+    int port;
+    char bind[64];
+    int closing;
+    size_t pending;            /* closes not yet completed */
+    void (*closed)(void *opaque);
+    void *closed_opaque;
+};
+
+/* ---- api_ops on top of the exercise ------------------------------------ */
+
+static const plan *op_plan(void *opaque)
+{
+    return ((serve_ctx *)opaque)->p;
+}
+
+static json_t *op_command(void *opaque, const json_t *cmd)
+{
+    serve_ctx *s = opaque;
+    if (s->x == NULL)
+        return json_pack("{s:b, s:s}", "ok", 0, "error", "the exercise is not running");
+    return exercise_command(s->x, cmd);
+}
+
+static int op_finding_add(void *opaque, int team, const json_t *finding, const char *by,
+                          api_done_cb cb, void *cbopaque)
+{
+    serve_ctx *s = opaque;
+    if (s->x == NULL)
+        return -1;
+    return exercise_finding_add(s->x, team, finding, by, cb, cbopaque);
+}
+
+static int op_finding_label(void *opaque, long long id, const char *label, const char *by,
+                            api_done_cb cb, void *cbopaque)
+{
+    serve_ctx *s = opaque;
+    if (s->x == NULL)
+        return -1;
+    return exercise_finding_label(s->x, id, label, by, cb, cbopaque);
+}
+
+static json_t *op_findings(void *opaque, int team)
+{
+    serve_ctx *s = opaque;
+    return s->x ? exercise_findings(s->x, team) : json_array();
+}
+
+static json_t *op_score(void *opaque, int team, const json_t *grades)
+{
+    serve_ctx *s = opaque;
+    char err[256];
+    return s->x ? exercise_score(s->x, team, grades, err, sizeof(err)) : NULL;
+}
+
+static char *op_pcap_dir(void *opaque, int team)
+{
+    serve_ctx *s = opaque;
+    return s->x ? exercise_pcap_dir(s->x, team) : NULL;
+}
+
+static const char *op_domain(void *opaque, int team, const char *host)
+{
+    serve_ctx *s = opaque;
+    int g = range_guest_find(s->r, team, host);
+    return g >= 0 ? range_guest_domain(s->r, (size_t)g) : NULL;
+}
+
+static console_hub *op_consoles(void *opaque)
+{
+    serve_ctx *s = opaque;
+    if (s->hub == NULL && range_virt_events(s->r) != NULL)
+        s->hub = console_hub_new(s->loop, range_virt_events(s->r));
+    return s->hub;
+}
+
+/* ---- setup and teardown -------------------------------------------------- */
+
+static int parse_listen(const char *listen, char *bind, size_t blen, int *port)
+{
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    char *end = NULL;
+    long v;
+
+    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= blen)
+        return -1;
+    v = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || v < 1 || v > 65535)
+        return -1;
+    memcpy(bind, listen, (size_t)(colon - listen));
+    bind[colon - listen] = '\0';
+    *port = (int)v;
+    return 0;
+}
+
+static void print_credentials(const auth_result *res, void *opaque)
+{
+    serve_ctx *s = opaque;
+    size_t i;
+    json_t *u;
+    int shown = 0;
+
+    if (res->rc != AUTH_OK) {
+        fprintf(stderr, "cyrange serve: cannot create the team accounts: %s\n", res->err.msg);
+        return;
+    }
+    json_array_foreach(res->users, i, u) {
+        const char *pw = json_string_value(json_object_get(u, "password"));
+        if (pw == NULL)
+            continue;
+        if (!shown++)
+            printf("\naccounts created now (the passwords are shown only this once):\n"
+                   "  %-14s %-11s %-5s %s\n", "USER", "ROLE", "TEAM", "PASSWORD");
+        json_t *team = json_object_get(u, "team");
+        char tbuf[8] = "-";
+        if (json_is_integer(team))
+            snprintf(tbuf, sizeof(tbuf), "%lld", (long long)json_integer_value(team));
+        printf("  %-14s %-11s %-5s %s\n", json_string_value(json_object_get(u, "name")),
+               json_string_value(json_object_get(u, "role")), tbuf, pw);
+    }
+    if (!shown)
+        printf("\naccounts: the team accounts exist already (`cyrange users list`; "
+               "`cyrange users passwd NAME` sets a new password)\n");
+    printf("web UI: http://%s:%d/\n\n", s->bind, s->port);
+    fflush(stdout);
+}
+
+serve_ctx *serve_open(uv_loop_t *loop, const plan *p, range *r, const serve_opts *o,
+                      char *err, size_t errlen)
+{
+    serve_ctx *s = calloc(1, sizeof(*s));
+    char *db = NULL, oerr[512];
+
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->p = p;
+    s->r = r;
+    if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", s->bind, sizeof(s->bind),
+                     &s->port) < 0) {
+        snprintf(err, errlen, "--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080");
+        goto fail;
+    }
+    if (asprintf(&db, "%s/cyrange.db", o->state_dir) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->st = store_open(loop, db, oerr, sizeof(oerr));
+    if (s->st == NULL) {
+        snprintf(err, errlen, "store %s: %s", db, oerr);
+        goto fail;
+    }
+    auth_opts ao = { 0 };
+    s->au = auth_new(loop, s->st, &ao, oerr, sizeof(oerr));
+    if (s->au == NULL) {
+        snprintf(err, errlen, "auth: %s", oerr);
+        goto fail;
+    }
+    httpd_opts ho = { .bind_addr = s->bind, .port = s->port };
+    s->h = httpd_new(loop, &ho, oerr, sizeof(oerr));
+    if (s->h == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", s->bind, s->port, oerr);
+        goto fail;
+    }
+    s->port = httpd_port(s->h);
+    static const api_ops ops_template = { NULL, op_plan, op_command, op_finding_add,
+                                          op_finding_label, op_findings, op_score,
+                                          op_pcap_dir, op_domain, op_consoles };
+    api_ops ops = ops_template;
+    ops.opaque = s;
+    api_opts apo = { .exercise = p->exercise, .web_dir = o->web_dir,
+                     .openapi_path = o->openapi_path };
+    s->a = api_new(loop, s->h, s->st, s->au, &apo, &ops, oerr, sizeof(oerr));
+    if (s->a == NULL) {
+        snprintf(err, errlen, "api: %s", oerr);
+        goto fail;
+    }
+    if (o->provision)
+        auth_provision_team_users(s->au, p->n_teams, o->members > 0 ? o->members : 2,
+                                  print_credentials, s);
+    else
+        printf("web UI: http://%s:%d/\n", s->bind, s->port);
+    free(db);
+    return s;
+fail:
+    free(db);
+    serve_close(s, NULL, NULL);
+    return NULL;
+}
+
+store *serve_store(serve_ctx *s)
+{
+    return s ? s->st : NULL;
+}
+
+int serve_port(const serve_ctx *s)
+{
+    return s ? s->port : 0;
+}
+
+void serve_attach(serve_ctx *s, exercise *x)
+{
+    if (s)
+        s->x = x;
+}
+
+void serve_detach(serve_ctx *s)
+{
+    if (s == NULL)
+        return;
+    s->x = NULL;
+    /* The API and its WebSockets go first: nothing reaches the exercise
+     * any more. */
+    api_free(s->a);
+    s->a = NULL;
+}
+
+void serve_event(exercise *x, const char *type, int team, int instructors_only,
+                 const json_t *data, void *opaque)
+{
+    serve_ctx *s = opaque;
+    (void)x;
+    if (s && s->a)
+        api_event(s->a, type, team, instructors_only, data);
+}
+
+static void close_step(void *opaque)
+{
+    serve_ctx *s = opaque;
+    if (--s->pending > 0)
+        return;
+    if (s->closed)
+        s->closed(s->closed_opaque);
+    free(s);
+}
+
+void serve_close(serve_ctx *s, void (*closed)(void *opaque), void *opaque)
+{
+    if (s == NULL) {
+        if (closed)
+            closed(opaque);
+        return;
+    }
+    s->closed = closed;
+    s->closed_opaque = opaque;
+    s->pending = 1;
+    api_free(s->a);
+    s->a = NULL;
+    if (s->hub) {
+        s->pending++;
+        console_hub_close(s->hub, close_step, s);
+    }
+    if (s->h) {
+        s->pending++;
+        httpd_close(s->h, close_step, s);
+    }
+    /* auth before the store (its pending logins still answer). */
+    auth_free(s->au);
+    if (s->st) {
+        s->pending++;
+        store_close(s->st, close_step, s);
+    }
+    close_step(s);
+}
