@@ -65,6 +65,9 @@ typedef struct api_opts {
     const char *web_dir;       /* static files of the UI, or NULL */
     const char *openapi_path;  /* web/openapi.json, served at /api/openapi.json */
     int secure_cookies;        /* behind TLS */
+    auth_kdf kdf;              /* argon2id cost of POST /api/users' hashes,
+                                * {0, 0}: auth.h's defaults (use the same
+                                * as auth_new's) */
 } api_opts;
 
 /* Registers every route on `h`.  Borrowed: loop, h, st, au, ops (they must
@@ -77,12 +80,16 @@ api *api_new(uv_loop_t *loop, httpd *h, store *st, auth *au, const api_opts *o,
  * (attacker steps, timeline details).  `data` is borrowed. */
 void api_event(api *a, const char *type, int team, int instructors_only, const json_t *data);
 
-/* Every registered route as [{"method","path"}] (new reference), for the
- * test that compares them with web/openapi.json. */
+/* Every registered route as [{"method","path","access"}] (new reference),
+ * for the test that compares them with web/openapi.json.  "access" is who
+ * may use it: "public", "session", "read_all" (instructors, observers),
+ * "team_read", "team_write", "team_steer", "steer", "admin", "console". */
 json_t *api_routes(const api *a);
 
-/* Closes the WebSockets (events and consoles) and frees the API.  The
- * httpd is the caller's.  Accepts NULL. */
+/* Closes the WebSockets (events and consoles) and frees the API once
+ * they and every pending write have called back (keep the loop running).
+ * The httpd is the caller's: its routes point into the API, so close it
+ * (httpd_close) before calling this.  Accepts NULL. */
 void api_free(api *a);
 
 #endif
