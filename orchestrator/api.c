@@ -1988,19 +1988,23 @@ json_t *api_routes(const api *a)
 
 void api_free(api *a)
 {
-    sub *s;
-    con *k;
+    sub *s, *sn;
+    con *k, *kn;
     if (a == NULL)
         return;
     a->closing = 1;
     /* Their on_close callbacks unlink them and drop their references. */
-    for (s = a->subs; s; s = s->next)
+    for (s = a->subs; s; s = sn) {
+        sn = s->next;
         websock_close(s->ws, 1001, "server shutting down");
-    for (k = a->cons; k; k = k->next)
+    }
+    for (k = a->cons; k; k = kn) {
+        kn = k->next;
         if (!k->ended) {
             k->ended = 1;
             websock_close(k->ws, 1001, "server shutting down");
         }
+    }
     if (a->refs == 0)
         really_free(a);
 }

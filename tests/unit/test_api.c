@@ -546,8 +546,12 @@ static json_t *o_score(void *opaque, int team, const json_t *grades)
 {
     score_config c;
     char err[256];
-    json_t *in = json_pack("{s:i, s:I, s:O}", "team", team, "now_ms", (json_int_t)1, "grades",
-                           (json_t *)grades), *out;
+    json_t *in = json_pack("{s:i, s:I, s:O, s:[{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}]}",
+                           "team", team, "now_ms", (json_int_t)100000, "grades",
+                           (json_t *)grades, "steps", "step", "phish", "action", "phish.deliver",
+                           "technique", "T1566.001", "actor", "attacker", "target", "mail",
+                           "start_ms", (json_int_t)1000, "end_ms", (json_int_t)2000, "outcome",
+                           "succeeded", "visibility", "network"), *out;
     (void)opaque;
     score_config_defaults(&c);
     out = score_team(&c, in, err, sizeof err);
@@ -1124,6 +1128,31 @@ static void c_work(fix *f)
         CHECK(f, strstr(jstr(json_object_get(r.j, "error"), "message"), "detection") != NULL);
         free(b);
     }
+    {
+        /* Four sections of 60 KiB fit the report routes' 256 KiB limit; a
+         * 300 KiB body does not. */
+        size_t sec = 60 * 1024, n = 0;
+        char *b = malloc(4 * sec + 1024);
+        static const char *const ids[] = { "detection", "response", "reporting", "recovery" };
+        n += (size_t)sprintf(b, "{\"title\":\"Long\",\"sections\":{");
+        for (int i = 0; i < 4; i++) {
+            n += (size_t)sprintf(b + n, "%s\"%s\":\"", i ? "," : "", ids[i]);
+            memset(b + n, 'x', sec);
+            n += sec;
+            b[n++] = '"';
+        }
+        strcpy(b + n, "}}");
+        http(f, &m1, "POST", "/api/teams/1/reports", b, 1, &r);
+        CHECK_STATUS(f, &r, 201);
+        free(b);
+        b = malloc(300 * 1024 + 64);
+        n = (size_t)sprintf(b, "{\"title\":\"Huge\",\"sections\":{\"detection\":\"");
+        memset(b + n, 'y', 300 * 1024);
+        strcpy(b + n + 300 * 1024, "\"}}");
+        http(f, &m1, "POST", "/api/teams/1/reports", b, 1, &r);
+        CHECK_STATUS(f, &r, 413);
+        free(b);
+    }
     snprintf(path, sizeof path, "/api/teams/1/reports/%lld", (long long)rid);
     http(f, &m1, "PUT", path,
          "{\"base_version\":1,\"sections\":{\"detection\":\"saw a mail\",\"response\":\"blocked\"}}",
@@ -1200,7 +1229,7 @@ static void c_work(fix *f)
     http(f, &m1, "PUT", path, "{\"base_version\":4,\"sections\":{}}", 1, &r);
     CHECK_STATUS(f, &r, 409);
     http(f, &m1, "GET", "/api/teams/1/reports", NULL, 0, &r);
-    CHECK(f, json_array_size(r.j) == 1);
+    CHECK(f, json_array_size(r.j) == 2);
     CHECK(f, jint(json_array_get(r.j, 0), "current_version") == 4);
 
     /* Inbox and responses. */
@@ -1241,6 +1270,14 @@ static void c_work(fix *f)
     v = json_object_get(r.j, "axes");
     CHECK(f, json_number_value(json_object_get(json_object_get(v, "reports"), "points")) > 0);
     CHECK(f, json_number_value(json_object_get(json_object_get(v, "injects"), "points")) > 0);
+    /* A member sees only step id, detected, finding and points of the
+     * script before the end; the instructor sees it all. */
+    v = json_array_get(json_object_get(r.j, "steps"), 0);
+    CHECK(f, v && json_object_size(v) == 4 && strcmp(jstr(v, "step"), "phish") == 0);
+    CHECK(f, json_object_get(v, "outcome") == NULL && json_object_get(v, "points") != NULL);
+    http(f, &in, "GET", "/api/teams/1/score", NULL, 0, &r);
+    v = json_array_get(json_object_get(r.j, "steps"), 0);
+    CHECK(f, strcmp(jstr(v, "outcome"), "succeeded") == 0);
     http(f, &m2, "GET", "/api/teams/2/score", NULL, 0, &r);
     CHECK_STATUS(f, &r, 200);
     v = json_object_get(r.j, "axes");
@@ -1490,7 +1527,7 @@ static void test_openapi_matches_routes(void **state)
         char lower[8];
         size_t k;
         m = json_string_value(json_object_get(rt, "method"));
-        for (k = 0; m[k] && k < sizeof lower - 1; k++)
+        for (k = 0; k < sizeof lower - 1 && m[k]; k++)
             lower[k] = (char)(m[k] | 0x20);
         lower[k] = '\0';
         path = json_string_value(json_object_get(rt, "path"));
