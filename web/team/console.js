@@ -51,16 +51,20 @@ export async function render(ctx) {
   let ws = null;
   let closing = false;
   function setStatus(st, text) { status.dataset.state = st; status.textContent = text; reconnect.hidden = st !== 'closed'; }
+  let opened = false;
   function connect() {
+    opened = false;
     setStatus('connecting', t('console.connecting'));
     ws = new WebSocket(wsUrl(`${teamPath(ctx.team, 'hosts', host)}/console`));
     ws.binaryType = 'arraybuffer';
-    ws.onopen = () => { setStatus('open', t('console.connected')); term.focus(); };
+    ws.onopen = () => { opened = true; setStatus('open', t('console.connected')); term.focus(); };
     ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data));
     ws.onclose = (e) => {
       ws = null;
       if (closing) return;
-      setStatus('closed', e.code === 1008 || e.code === 4403 ? t('console.denied') : t('console.closed'));
+      // A refused upgrade (403, no such host) closes before it ever opened.
+      const why = opened ? t('console.closed') : t('console.denied');
+      setStatus('closed', e.reason ? `${why} (${e.reason})` : why);
     };
   }
   const sub = term.onData((data) => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(enc.encode(data)); });
