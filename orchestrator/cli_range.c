@@ -268,6 +268,11 @@ static void check_done(uv_timer_t *t)
     }
 }
 
+static void serve_closed(void *opaque)
+{
+    *(int *)opaque = 1;
+}
+
 /* `cyrange run`: the range is up; play every team's timeline until Ctrl-C
  * (or, with --exit-when-done, until every step has run). */
 static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
@@ -361,8 +366,15 @@ cleanup:
     serve_detach(c->sv);
     exercise_free(c->x);
     c->x = NULL;
-    serve_close(c->sv, NULL, NULL);
-    c->sv = NULL;
+    if (c->sv) {
+        /* The consoles need libvirt's event loop to close: wait for the
+         * API side to be gone before the range closes its connection. */
+        int closed = 0;
+        serve_close(c->sv, serve_closed, &closed);
+        c->sv = NULL;
+        while (!closed && uv_run(c->loop, UV_RUN_ONCE))
+            ;
+    }
     free(sock);
     free(dir);
     return rc;

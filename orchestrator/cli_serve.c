@@ -239,13 +239,10 @@ void serve_attach(serve_ctx *s, exercise *x)
 
 void serve_detach(serve_ctx *s)
 {
-    if (s == NULL)
-        return;
-    s->x = NULL;
-    /* The API and its WebSockets go first: nothing reaches the exercise
-     * any more. */
-    api_free(s->a);
-    s->a = NULL;
+    /* From now on the API's operations answer "not running": nothing
+     * reaches the exercise, which is freed next. */
+    if (s)
+        s->x = NULL;
 }
 
 void serve_event(exercise *x, const char *type, int team, int instructors_only,
@@ -267,6 +264,30 @@ static void close_step(void *opaque)
     free(s);
 }
 
+/* The HTTP server is closed (its routes point into the API): the API, the
+ * consoles and the accounts go, the store last, once its pending writes
+ * are committed. */
+static void httpd_closed(void *opaque)
+{
+    serve_ctx *s = opaque;
+    s->h = NULL;
+    api_free(s->a);
+    s->a = NULL;
+    if (s->hub) {
+        s->pending++;
+        console_hub_close(s->hub, close_step, s);
+        s->hub = NULL;
+    }
+    auth_free(s->au);
+    s->au = NULL;
+    if (s->st) {
+        s->pending++;
+        store_close(s->st, close_step, s);
+        s->st = NULL;
+    }
+    close_step(s);
+}
+
 void serve_close(serve_ctx *s, void (*closed)(void *opaque), void *opaque)
 {
     if (s == NULL) {
@@ -277,21 +298,8 @@ void serve_close(serve_ctx *s, void (*closed)(void *opaque), void *opaque)
     s->closed = closed;
     s->closed_opaque = opaque;
     s->pending = 1;
-    api_free(s->a);
-    s->a = NULL;
-    if (s->hub) {
-        s->pending++;
-        console_hub_close(s->hub, close_step, s);
-    }
-    if (s->h) {
-        s->pending++;
-        httpd_close(s->h, close_step, s);
-    }
-    /* auth before the store (its pending logins still answer). */
-    auth_free(s->au);
-    if (s->st) {
-        s->pending++;
-        store_close(s->st, close_step, s);
-    }
-    close_step(s);
+    if (s->h)
+        httpd_close(s->h, httpd_closed, s);
+    else
+        httpd_closed(s);
 }

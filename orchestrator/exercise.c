@@ -367,6 +367,7 @@ static void action_reply(agentlink *l, const proto_msg *m, const char *why, void
         jwrite(x, e);
         xlog(x, t->team, "%s %s: %s", st->id, ok ? "succeeded" : "failed", detail);
         timeline_step_result(t->tl, ps->step, ok, detail);
+        save_timeline(x, t->team, t->tl);
     } else {
         json_decref(e);
     }
@@ -406,6 +407,7 @@ static void run_inject(exercise *x, team_ctx *t, int step)
     xlog(x, t->team, "inject %s to the team's inbox: %s", st->id,
          json_string_value(json_object_get(p, "subject")) ?: "");
     timeline_step_result(t->tl, step, 1, "delivered to the team's inbox");
+    save_timeline(x, t->team, t->tl);
 }
 
 static void on_run(timeline *tl, int step, void *opaque)
@@ -593,7 +595,7 @@ static void on_event(timeline *tl, int step, const char *what, void *opaque)
 {
     team_ctx *t = opaque;
     exercise *x = t->x;
-    (void)tl;
+    save_timeline(x, t->team, tl);
     /* Step starts and results are journaled with their details elsewhere;
      * clock changes and decisions are journaled here. */
     if (step < 0 || strstr(what, "not taken") || strstr(what, "skipped")) {

@@ -129,7 +129,7 @@ def cleanup():
         except subprocess.TimeoutExpired:
             proc.kill()
     cy("down", EX)
-    subprocess.run(["rm", "-rf", "/var/lib/cyrange/records/" + EX])
+    subprocess.run(["rm", "-rf", "/var/lib/cyrange/records/" + EX, log_path])
 
 
 def main():
@@ -250,6 +250,8 @@ def main():
         ws.send(b"echo cy-$((6*7))-ok\r")
         while b"cy-42-ok" not in seen and time.time() < end:
             seen += ws.recv()[1]
+        ws.send(b"exit\r")   # the next viewer starts at the login prompt
+        time.sleep(0.5)
         ws.close()
         return b"cy-42-ok" in seen
     check("team 1's member runs a command on web through the console WebSocket", console)
@@ -268,8 +270,8 @@ def main():
         text=True).stdout.split() if d.startswith(EX + "-")]) == 6)
     check("serve starts again and re-attaches", lambda: start_serve())
     check("... it says it attached and resumed",
-          lambda: "attaching to its guests" in open(log_path).read() and
-          "resumed" in open(log_path).read())
+          lambda: wait(lambda: "attaching to its guests" in open(log_path).read() and
+                       "resumed" in open(log_path).read(), 20))
     check("the session cookie still works after the restart",
           lambda: t1.call("GET", "/api/me")["user"]["name"] == "t01-1")
     check("every acknowledged finding is still there",

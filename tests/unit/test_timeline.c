@@ -273,6 +273,74 @@ static void test_jitter_reproducible(void **state)
     uv_loop_close(&loop);
 }
 
+/* A snapshot restored into a fresh timeline (an orchestrator restarted after
+ * a crash) keeps what had run, moves the clock on by the downtime, and runs
+ * only what is left; a step that was running runs again. */
+static void test_restore_after_crash(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    scenario *s = load();
+    rec r = { 0 };
+    r.loop = &loop;
+    timeline *tl = new_tl(&loop, s, 1, 42, &r);
+    assert_int_equal(timeline_start(tl), 0);
+    for (int i = 0; i < 40; i++)
+        timeline_advance(tl, 1);          /* 40 nominal seconds: a and b ran */
+    assert_int_equal(timeline_state(tl, 0), TL_SUCCEEDED);
+    assert_int_equal(timeline_state(tl, 1), TL_SUCCEEDED);
+    json_t *snap = timeline_to_json(tl);
+    assert_non_null(snap);
+    /* Through text, as the store keeps it. */
+    char *text = json_dumps(snap, JSON_COMPACT);
+    json_decref(snap);
+    snap = json_loads(text, 0, NULL);
+    free(text);
+    free_tl(&loop, tl);
+
+    rec r2 = { 0 };
+    r2.loop = &loop;
+    timeline *t2 = new_tl(&loop, s, 1, 42, &r2);
+    assert_int_equal(timeline_restore(t2, snap, 3), 0);   /* away 3 ms = 3 s */
+    assert_int_equal(timeline_restore(t2, snap, 0), -1);  /* not stopped any more */
+    assert_int_equal(timeline_clock_state(t2), TL_RUNNING_CLOCK);
+    assert_int_equal(timeline_state(t2, 0), TL_SUCCEEDED);
+    assert_int_equal(timeline_state(t2, 1), TL_SUCCEEDED);
+    assert_true(timeline_elapsed_ms(t2) >= 43000 && timeline_elapsed_ms(t2) < 44000);
+    run_until_done(&loop, t2, s);
+    /* Only c and the inject ran after the restart: a and b did not again. */
+    assert_int_equal(r2.n, 2);
+    assert_string_equal(r2.order[0], "2");
+    assert_string_equal(r2.order[1], "5");
+    free_tl(&loop, t2);
+
+    /* A step caught running is run again at once. */
+    json_t *steps = json_object_get(snap, "steps");
+    json_object_set_new(json_array_get(steps, 1), "state", json_string("running"));
+    rec r3 = { 0 };
+    r3.loop = &loop;
+    timeline *t3 = new_tl(&loop, s, 1, 42, &r3);
+    assert_int_equal(timeline_restore(t3, snap, 0), 0);
+    assert_int_equal(timeline_state(t3, 1), TL_SCHEDULED);
+    timeline_advance(t3, 1);
+    assert_true(r3.n >= 1);
+    assert_string_equal(r3.order[0], "1");
+    free_tl(&loop, t3);
+
+    /* Not a snapshot. */
+    rec r4 = { 0 };
+    r4.loop = &loop;
+    timeline *t4 = new_tl(&loop, s, 1, 42, &r4);
+    json_t *bad = json_pack("{s:s}", "clock", "running");
+    assert_int_equal(timeline_restore(t4, bad, 0), -1);
+    json_decref(bad);
+    free_tl(&loop, t4);
+    json_decref(snap);
+    scenario_free(s);
+    uv_loop_close(&loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_pause_resume_skip),
         cmocka_unit_test(test_run_now_and_reset),
         cmocka_unit_test(test_jitter_reproducible),
+        cmocka_unit_test(test_restore_after_crash),
     };
     return cmocka_run_group_tests_name("timeline", tests, NULL, NULL);
 }
