@@ -43,6 +43,7 @@ include orchestrator/orchestrator.mk
 include agents/agent.mk
 include agents/images/images.mk
 include tests/tests.mk
+include web/web.mk
 
 clean:
 	rm -rf $(BUILD)
@@ -71,5 +72,5 @@ lint:
 
 # The main job: a real multi-team exercise (see README.md).
 demo: deps
-	$(MAKE) --no-print-directory all images
+	$(MAKE) --no-print-directory all images web-deps
 	./scripts/demo.sh

@@ -10,7 +10,7 @@ iptables busybox-static cpio gzip
 libvirt-dev libjansson-dev libuv1-dev libpcap-dev libcmocka-dev libsqlite3-dev
 tcpdump tshark dropbear-bin tinyproxy-bin iproute2 procps sqlite3
 python3 python3-jsonschema cppcheck e2fsprogs nettle-dev libsodium-dev
-libhttp-parser-dev wrk nginx-light"
+libhttp-parser-dev wrk nginx-light chromium nodejs npm"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -30,10 +30,10 @@ unit-bins: $(UNIT_TESTS)
 unit: unit-bins
 	@./tests/run-tests.sh unit $(UNIT_TESTS)
 
-check: all unit-bins images
+check: all unit-bins images web-deps e2e-deps web-check
 	@./tests/run-tests.sh all $(UNIT_TESTS)
 
-integration: all images
+integration: all images web-deps e2e-deps
 	@./tests/run-tests.sh integration
 
 # Sanitizer and valgrind runs build into their own folders so they never mix

@@ -25,8 +25,11 @@ web-check:
 # End-to-end tests in a real browser (Debian's chromium, no download)
 # against a running `cyrange serve`: BASE_URL, E2E_MEMBER1, E2E_MEMBER2,
 # E2E_INSTRUCTOR (name:password) come from the environment.
-e2e-deps: web-deps
+e2e-deps: web-deps tests/e2e/node_modules/.stamp
+
+tests/e2e/node_modules/.stamp: tests/e2e/package.json tests/e2e/package-lock.json
 	npm ci --prefix tests/e2e --ignore-scripts --no-audit --no-fund
+	touch $@
 
 e2e: e2e-deps
 	node tests/e2e/ui.spec.mjs

@@ -14,6 +14,8 @@
 //   CHROMIUM        /usr/bin/chromium by default
 //   SCREENSHOTS     build/e2e/screenshots by default (relative to the repo)
 //   E2E_TIMEOUT_MS  per wait, 20000 by default
+//   E2E_CONSOLE_LOGIN name:password of an account on that host (the serial
+//                   console starts at a login prompt)
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
@@ -132,8 +134,21 @@ try {
     await member.waitForSelector('.console-status[data-state="open"]');
     await member.waitForSelector('.xterm-rows');
     await member.click('.console-screen');
-    // The typed line holds "$((20+22))": only a shell that ran it prints 42.
     await member.keyboard.press('Enter');
+    // A guest's serial console starts at its login prompt: log in with the
+    // host's account when one is given (E2E_CONSOLE_LOGIN=name:password).
+    if (process.env.E2E_CONSOLE_LOGIN) {
+      const acct = cred('E2E_CONSOLE_LOGIN', '');
+      const rows = () => document.querySelector('.xterm-rows').innerText;
+      await member.waitForFunction((r) => eval(r)().includes('login:'), `(${rows})`);
+      await member.keyboard.type(acct.name, { delay: 15 });
+      await member.keyboard.press('Enter');
+      await member.waitForFunction((r) => /assword/.test(eval(r)()), `(${rows})`);
+      await member.keyboard.type(acct.password, { delay: 15 });
+      await member.keyboard.press('Enter');
+      await member.waitForTimeout(1000);
+    }
+    // The typed line holds "$((20+22))": only a shell that ran it prints 42.
     await member.keyboard.type(`echo e2e-$((20+22))-${RUN}`, { delay: 15 });
     await member.keyboard.press('Enter');
     await member.waitForFunction((m) => document.querySelector('.xterm-rows').innerText.includes(m), `e2e-42-${RUN}`);
