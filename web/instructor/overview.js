@@ -5,7 +5,7 @@ import { h, clear, errorBox, fmtDuration, fmtClock, fmtNum, fmtBytes, badge, fil
 import { t } from '../lib/i18n.js';
 import { api, teamPath } from '../lib/api.js';
 import { stackBar } from '../lib/charts.js';
-import { throttle } from '../team/common.js';
+import { throttle, guestUp } from '../team/common.js';
 import { clockBadge, stepGroup, teamName, STUCK_MS } from './common.js';
 
 async function teamData(team) {
@@ -17,7 +17,7 @@ async function teamData(team) {
 function alertsFor(name, tl, d, now) {
   const out = [];
   for (const ho of (d.map && d.map.hosts) || []) {
-    if (ho.state !== 'running') out.push({ kind: 'bad', text: t('overview.alert_guest', { team: name, host: ho.name, state: ho.state }) });
+    if (!guestUp(ho.state)) out.push({ kind: 'bad', text: t('overview.alert_guest', { team: name, host: ho.name, state: ho.state }) });
     else if (!ho.agent) out.push({ kind: 'warn', text: t('overview.alert_agent', { team: name, host: ho.name }) });
   }
   for (const c of (d.map && d.map.checks) || []) {
@@ -25,8 +25,11 @@ function alertsFor(name, tl, d, now) {
   }
   if (tl && tl.clock === 'running') {
     const lastFinding = Math.max(0, ...d.findings.map((f) => f.submitted_ms || 0));
-    const landed = (tl.steps || []).filter((st) => st.started_ms && st.started_ms > lastFinding && stepGroup(st.state) === 'done');
-    const oldest = Math.min(...landed.map((st) => st.started_ms));
+    // Step times are exercise time: back to wall-clock time through the
+    // clock's elapsed time and speed.
+    const wall = (st) => now - ((tl.elapsed_ms || 0) - st.started_ms) / (tl.speed || 1);
+    const landed = (tl.steps || []).filter((st) => st.started_ms != null && st.started_ms >= 0 && wall(st) > lastFinding && stepGroup(st.state) === 'done');
+    const oldest = Math.min(...landed.map(wall));
     if (landed.length && now - oldest > STUCK_MS) {
       out.push({ kind: 'warn', text: t('overview.alert_stuck', { team: name, n: landed.length, since: fmtDuration(now - oldest) }) });
     }
@@ -51,7 +54,7 @@ function progress(tl) {
 function teamCard(ex, tl, sb, d) {
   const team = tl ? tl.team : sb.team;
   const hosts = (d.map && d.map.hosts) || [];
-  const up = hosts.filter((x) => x.state === 'running').length;
+  const up = hosts.filter((x) => guestUp(x.state)).length;
   const checks = (d.map && d.map.checks) || [];
   const okChecks = checks.filter((c) => c.up === true).length;
   const last = d.findings.slice().sort((a, b) => (b.submitted_ms || 0) - (a.submitted_ms || 0))[0];
@@ -66,7 +69,7 @@ function teamCard(ex, tl, sb, d) {
     h('dl', { class: 'kv' },
       h('dt', {}, t('overview.guests')),
       h('dd', {}, up === hosts.length ? badge(`${up}/${hosts.length}`, 'ok') : badge(`${up}/${hosts.length}`, 'bad'),
-        ' ', hosts.filter((x) => x.state !== 'running').map((x) => h('span', { class: 'chip chip-bad' }, x.name))),
+        ' ', hosts.filter((x) => !guestUp(x.state)).map((x) => h('span', { class: 'chip chip-bad' }, x.name))),
       h('dt', {}, t('overview.checks')),
       h('dd', {}, checks.length ? badge(`${okChecks}/${checks.length}`, okChecks === checks.length ? 'ok' : 'warn') : '—'),
       h('dt', {}, t('overview.findings')),

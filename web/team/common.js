@@ -14,7 +14,7 @@ export function guestBadge(state) {
     running: t('guest.running'), booting: t('guest.booting'), crashed: t('guest.crashed'),
     stopped: t('guest.stopped'), paused: t('guest.paused'), missing: t('guest.missing'),
   };
-  const kind = state === 'running' ? 'ok' : state === 'booting' || state === 'paused' ? 'warn' : 'bad';
+  const kind = guestUp(state) ? 'ok' : ['booting', 'configuring', 'pending', 'paused'].includes(state) ? 'warn' : 'bad';
   return badge(words[state] || state || t('guest.unknown'), kind);
 }
 
@@ -33,4 +33,11 @@ export function throttle(fn, ms) {
       if (again) { again = false; fn(); timer = setTimeout(tick, ms); } else timer = null;
     }, ms);
   };
+}
+
+// A guest is up once its agent is ready ("ready"; "running" from older
+// servers); booting and configuring are on their way; stopped, crashed and
+// failed are down.
+export function guestUp(state) {
+  return state === 'ready' || state === 'running';
 }

@@ -3,7 +3,7 @@
 import { h, errorBox, badge, fill, add } from '../lib/dom.js';
 import { t } from '../lib/i18n.js';
 import { api, teamPath } from '../lib/api.js';
-import { pageHead, guestBadge, checkBadge, throttle } from './common.js';
+import { pageHead, guestBadge, checkBadge, throttle, guestUp } from './common.js';
 
 function hostCard(ctx, host, segment) {
   const addrs = host.addresses || [];
@@ -53,7 +53,7 @@ export async function render(ctx) {
       h('div', { class: 'hosts' },
         hosts.filter((ho) => (ho.addresses || []).some((a) => a.segment === seg.name)).map((ho) => hostCard(ctx, ho, seg.name)))));
     const loose = hosts.filter((ho) => !(ho.addresses || []).length);
-    const down = hosts.filter((ho) => ho.state !== 'running');
+    const down = hosts.filter((ho) => !guestUp(ho.state));
     fill(body, 
       down.length ? h('div', { class: 'alert alert-warn' }, t('map.hosts_down', { hosts: down.map((d) => d.name).join(', ') })) : null,
       h('div', { class: 'range-map' }, segs,
