@@ -135,19 +135,20 @@ static void print_credentials(const auth_result *res, void *opaque)
         fprintf(stderr, "cyrange serve: cannot create the team accounts: %s\n", res->err.msg);
         return;
     }
-    json_array_foreach(res->users, i, u) {
+    json_array_foreach(res->users, i, u)
+        shown += json_is_string(json_object_get(u, "password"));
+    if (shown)
+        printf("\naccounts (new passwords are shown only this once):\n"
+               "  %-14s %-11s %-5s %s\n", "USER", "ROLE", "TEAM", "PASSWORD");
+    json_array_foreach(shown ? res->users : NULL, i, u) {
         const char *pw = json_string_value(json_object_get(u, "password"));
-        if (pw == NULL)
-            continue;
-        if (!shown++)
-            printf("\naccounts created now (the passwords are shown only this once):\n"
-                   "  %-14s %-11s %-5s %s\n", "USER", "ROLE", "TEAM", "PASSWORD");
         json_t *team = json_object_get(u, "team");
         char tbuf[8] = "-";
         if (json_is_integer(team))
             snprintf(tbuf, sizeof(tbuf), "%lld", (long long)json_integer_value(team));
         printf("  %-14s %-11s %-5s %s\n", json_string_value(json_object_get(u, "name")),
-               json_string_value(json_object_get(u, "role")), tbuf, pw);
+               json_string_value(json_object_get(u, "role")), tbuf,
+               pw ? pw : "(exists; `cyrange users passwd NAME` sets a new one)");
     }
     if (!shown)
         printf("\naccounts: the team accounts exist already (`cyrange users list`; "

@@ -10,7 +10,7 @@ iptables busybox-static cpio gzip
 libvirt-dev libjansson-dev libuv1-dev libpcap-dev libcmocka-dev libsqlite3-dev
 tcpdump tshark dropbear-bin tinyproxy-bin iproute2 procps sqlite3
 python3 python3-jsonschema cppcheck e2fsprogs nettle-dev libsodium-dev
-libhttp-parser-dev wrk nginx-light chromium nodejs npm"
+libhttp-parser-dev wrk nginx-light chromium nodejs"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -21,6 +21,13 @@ for p in $PKGS; do
         missing="$missing $p"
     fi
 done
+
+# npm (web UI packages, browser tests): Debian's npm package, unless a node
+# installation that brings its own npm (e.g. NodeSource's nodejs, which
+# conflicts with Debian's npm) is already there.
+if ! command -v npm >/dev/null 2>&1; then
+    missing="$missing npm"
+fi
 
 if [ -n "$missing" ]; then
     echo "deps: installing:$missing"

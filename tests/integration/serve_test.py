@@ -142,7 +142,7 @@ def main():
         return
     text = open(log_path).read()
     check("the first start prints the generated accounts or says they exist",
-          lambda: "accounts created now" in text or "accounts exist already" in text)
+          lambda: "accounts (new passwords" in text or "accounts exist already" in text)
     check("the web UI's address is printed", lambda: ("http://127.0.0.1:%d/" % PORT) in text)
     for name, pw in (("instructor", "instructor-pass-1"), ("t01-1", "team-one-pass-1"),
                      ("t02-1", "team-two-pass-2")):
