@@ -65,7 +65,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --suppress=missingIncludeSystem --inline-suppr -D__GNUC__ \
 	    --include=tests/lint/cppcheck-macros.h \
-	    -Iorchestrator -Iagents orchestrator agents
+	    -Iorchestrator -Iagents -Iscoring orchestrator agents scoring
 	for f in scripts/*.sh tests/run-tests.sh tests/integration/*.sh \
 	         bench/*.sh .ci/run; do sh -n "$$f" || exit 1; done
 	@echo "lint: OK"
