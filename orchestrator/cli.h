@@ -31,6 +31,11 @@ char *cli_read_text(const char *path, size_t *len);
  * {"ok":true} returns EXIT_OK with the reply in *reply_out (new reference;
  * NULL: dropped), else prints the error and returns EXIT_INVALID. */
 int cli_control(const char *exname, json_t *req, json_t **reply_out);
+/* EXERCISE [--team N] [--json], the arguments of the query commands:
+ * -1 with *ex, *team (0: all) and *json set, or the exit code to return
+ * (`usage` printed: to stdout for --help, else to stderr). */
+int cli_parse_query(int argc, char **argv, const char *usage, const char **ex, int *team,
+                    int *json);
 /* CYRANGE_WEB, or web/ of the source tree the binary was built in
  * (malloc'd). */
 char *cli_default_web_dir(void);

@@ -140,3 +140,33 @@ int cli_control(const char *exname, json_t *req, json_t **reply_out)
         json_decref(reply);
     return EXIT_OK;
 }
+
+int cli_parse_query(int argc, char **argv, const char *usage, const char **ex, int *team,
+                    int *json)
+{
+    static const struct option opts[] = {
+        { "team", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+    };
+    int c;
+
+    *team = 0;
+    *json = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+        if (c == 't' && cli_parse_teams(optarg, team) == 0)
+            continue;
+        if (c == 'j') {
+            *json = 1;
+            continue;
+        }
+        fputs(usage, c == 'h' ? stdout : stderr);
+        return c == 'h' ? EXIT_OK : EXIT_USAGE;
+    }
+    if (argc - optind != 1) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    *ex = argv[optind];
+    return -1;
+}

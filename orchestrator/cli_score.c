@@ -200,29 +200,13 @@ static void print_finding(const json_t *f)
 
 static int finding_list(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "team", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
-    };
-    int team = 0, json = 0, c;
+    int team, json;
+    const char *ex = NULL;
     json_t *reply = NULL;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
-        if (c == 't' && cli_parse_teams(optarg, &team) == 0)
-            continue;
-        if (c == 'j') {
-            json = 1;
-            continue;
-        }
-        fputs(finding_usage, c == 'h' ? stdout : stderr);
-        return c == 'h' ? EXIT_OK : EXIT_USAGE;
-    }
-    if (argc - optind != 1) {
-        fputs(finding_usage, stderr);
-        return EXIT_USAGE;
-    }
-    int rc = cli_control(argv[optind], json_pack("{s:s, s:i}", "cmd", "findings", "team", team),
+    int q = cli_parse_query(argc, argv, finding_usage, &ex, &team, &json);
+    if (q >= 0)
+        return q;
+    int rc = cli_control(ex, json_pack("{s:s, s:i}", "cmd", "findings", "team", team),
                          &reply);
     if (rc != EXIT_OK)
         return rc;
@@ -351,37 +335,20 @@ cleanup:
 
 int cli_score(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "team", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
-    };
     static const char usage[] =
         "usage: cyrange score EXERCISE [--team N] [--json]\n\n"
         "Every team's score with the reason for every point: detection (findings\n"
         "matched to the ground truth), false positives, availability (checks, C2\n"
         "containment), reports and injects.  Asks the running exercise, or scores\n"
         "from its records once it is over.\n";
-    int team = 0, json = 0, c;
+    int team, json;
+    const char *ex = NULL;
     json_t *reply = NULL;
     char *sock = NULL, err[512];
     struct stat st;
-
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
-        if (c == 't' && cli_parse_teams(optarg, &team) == 0)
-            continue;
-        if (c == 'j') {
-            json = 1;
-            continue;
-        }
-        fputs(usage, c == 'h' ? stdout : stderr);
-        return c == 'h' ? EXIT_OK : EXIT_USAGE;
-    }
-    if (argc - optind != 1) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
-    const char *ex = argv[optind];
+    int q = cli_parse_query(argc, argv, usage, &ex, &team, &json);
+    if (q >= 0)
+        return q;
     if (asprintf(&sock, "%s/%s/control.sock", cli_state_dir(), ex) < 0)
         return EXIT_INVALID;
     int running = stat(sock, &st) == 0;

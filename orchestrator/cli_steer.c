@@ -60,33 +60,16 @@ int cli_steer(int argc, char **argv, const char *cmd, int needs_step)
 
 int cli_timeline(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "team", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
-    };
-    int team = 0, json = 0, c;
+    int team, json;
+    const char *ex = NULL;
     json_t *reply = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
-        if (c == 't' && cli_parse_teams(optarg, &team) == 0)
-            continue;
-        if (c == 'j') {
-            json = 1;
-            continue;
-        }
-        if (c == 'h') {
-            puts("usage: cyrange timeline EXERCISE [--team N] [--json]\n\nEvery "
-                 "team's clock and the state of every step, from the running\n"
-                 "`cyrange run`.");
-            return EXIT_OK;
-        }
-        return EXIT_USAGE;
-    }
-    if (argc - optind != 1) {
-        fputs("usage: cyrange timeline EXERCISE [--team N] [--json]\n", stderr);
-        return EXIT_USAGE;
-    }
-    int rc = cli_control(argv[optind], json_pack("{s:s}", "cmd", "status"), &reply);
+    int q = cli_parse_query(argc, argv,
+                            "usage: cyrange timeline EXERCISE [--team N] [--json]\n\nEvery "
+                            "team's clock and the state of every step, from the running\n"
+                            "`cyrange run`.\n", &ex, &team, &json);
+    if (q >= 0)
+        return q;
+    int rc = cli_control(ex, json_pack("{s:s}", "cmd", "status"), &reply);
     if (rc != EXIT_OK)
         return rc;
     if (json) {
