@@ -20,7 +20,7 @@ export function axisBlock(key, ax) {
     h('header', {}, h('h2', {}, axisName(key)), h('span', { class: 'axis-points' }, `${fmtNum(ax.points)} / ${fmtNum(ax.max)}`)),
     h('div', { class: 'meter' }, h('span', { style: `width:${frac * 100}%` })),
     (ax.items || []).length ? h('ul', { class: 'reasons' }, ax.items.map((it) => h('li', {},
-      h('span', { class: `pts ${it.points < 0 ? 'neg' : ''}` }, `${it.points > 0 ? '+' : ''}${fmtNum(it.points)}`), ' ', it.reason)))
+      h('span', { class: `pts ${it.points < 0 ? 'neg' : ''}` }, `${it.points > 0 ? '+' : ''}${fmtNum(it.points)}`), ' ', reasonText(it.reason))))
       : h('p', { class: 'muted small' }, t('score.no_items')));
 }
 
@@ -66,4 +66,10 @@ export async function render(ctx) {
   const again = throttle(load, 3000);
   ctx.on((ev) => { if (ev.type === 'score' && (!ev.team || ev.team === ctx.team)) again(); });
   ctx.every(30000, load);
+}
+
+// The server's reasons start with their signed points ("+8.0 detection of
+// ..."), which the list shows in its own column already.
+function reasonText(r) {
+  return String(r || '').replace(/^[+-]?\d+(\.\d+)?\s+/, '');
 }
