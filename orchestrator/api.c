@@ -35,6 +35,10 @@
 #define REPORT_BODY_MAX (256u * 1024)   /* bytes of a report request */
 #define TITLE_MAX 200
 #define RESPONSE_MAX (64u * 1024)
+#define ANALYSIS_ITEMS_MAX 200
+#define ANALYSIS_TEXT_MAX (8u * 1024)   /* bytes of one "what" or "improve" */
+/* 200 items of two full texts, with room for JSON escapes. */
+#define ANALYSIS_BODY_MAX (4u * 1024 * 1024)
 #define RING_SIZE 512                   /* events kept per team */
 #define EVENTS_BUFFERED_MAX (256u * 1024) /* a slower subscriber is dropped */
 #define CONSOLE_BUFFERED_MAX (1024u * 1024)
@@ -1693,6 +1697,180 @@ static void h_series(api *a, httpd_req *req, const call *c)
     respond_new(req, 200, out);
 }
 
+/* ---- self-analysis ----------------------------------------------------- */
+
+/* A stored analysis row as the API answers it (new reference). */
+static json_t *analysis_out(const json_t *row)
+{
+    json_t *items = json_object_get(json_object_get(row, "doc"), "items");
+    return json_pack("{s:O, s:o, s:O, s:O}", "team", json_object_get(row, "team"), "items",
+                     json_is_array(items) ? json_incref(items) : json_array(), "updated_ms",
+                     json_object_get(row, "updated_ms"), "author",
+                     json_object_get(row, "author"));
+}
+
+static void h_analysis_get(api *a, httpd_req *req, const call *c)
+{
+    store_err e;
+    json_t *row = store_analysis_get(a->st, a->exercise, c->team, &e);
+    if (row == NULL) {
+        if (e.code == STORE_ENOTFOUND)
+            httpd_error(req, 404, "not_found", "team %d has no analysis yet", c->team);
+        else
+            store_fail(req, &e);
+        return;
+    }
+    respond_new(req, 200, analysis_out(row));
+    json_decref(row);
+}
+
+static void h_analyses(api *a, httpd_req *req, const call *c)
+{
+    store_err e;
+    json_t *rows = store_analyses_list(a->st, a->exercise, STORE_ALL_TEAMS, &e), *out, *v;
+    size_t i;
+    (void)c;
+    if (rows == NULL) {
+        store_fail(req, &e);
+        return;
+    }
+    out = json_array();
+    json_array_foreach(rows, i, v)
+        json_array_append_new(out, analysis_out(v));
+    json_decref(rows);
+    respond_new(req, 200, out);
+}
+
+/* An optional text of an item: absent or null is "", else a string of at
+ * most ANALYSIS_TEXT_MAX bytes.  NULL with err when it is not. */
+static json_t *analysis_text(const json_t *it, size_t i, const char *key, char *err, size_t len)
+{
+    const json_t *v = json_object_get(it, key);
+    if (v == NULL || json_is_null(v))
+        return json_string("");
+    if (!json_is_string(v) || json_string_length(v) > ANALYSIS_TEXT_MAX) {
+        snprintf(err, len, "items[%zu].%s: expected a string of at most %u bytes", i, key,
+                 ANALYSIS_TEXT_MAX);
+        return NULL;
+    }
+    return json_incref((json_t *)v);
+}
+
+/* Checks a PUT body against the scenario and builds the document to store,
+ * {"items":[{"step","cause","what","improve"}]} with nothing else (new
+ * reference).  NULL with err and *status (400, or 500 out of memory). */
+static json_t *analysis_doc(const scenario *s, int team, const json_t *b, int *status,
+                            char *err, size_t len)
+{
+    static const char *const causes[] = { "plan", "doing", "unknown", NULL };
+    const json_t *items = json_object_get(b, "items"), *tv = json_object_get(b, "team"), *it;
+    json_t *list = NULL, *out = NULL;
+    size_t i;
+
+    *status = 400;
+    if (!json_is_object(b)) {
+        snprintf(err, len, "body: expected an object with \"items\"");
+        goto cleanup;
+    }
+    /* The UI sends its team along; it must then be the path's. */
+    if (tv && (!json_is_integer(tv) || json_integer_value(tv) != team)) {
+        snprintf(err, len, "team: expected %d, the team of the path", team);
+        goto cleanup;
+    }
+    if (!json_is_array(items) || json_array_size(items) > ANALYSIS_ITEMS_MAX) {
+        snprintf(err, len, "items: expected an array of at most %d entries", ANALYSIS_ITEMS_MAX);
+        goto cleanup;
+    }
+    list = json_array();
+    json_array_foreach(items, i, it) {
+        const char *step = json_string_value(json_object_get(it, "step"));
+        const char *cause = json_string_value(json_object_get(it, "cause"));
+        json_t *what = NULL, *improve = NULL;
+        int ok = 0;
+        if (!json_is_object(it)) {
+            snprintf(err, len, "items[%zu]: expected an object", i);
+            goto cleanup;
+        }
+        if (step == NULL || s == NULL || scenario_step_index(s, step) < 0) {
+            snprintf(err, len, "items[%zu].step: expected a step of the exercise's timeline", i);
+            goto cleanup;
+        }
+        /* One entry per step, else a reader could not tell which counts. */
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(items, k), "step")),
+                       step) == 0) {
+                snprintf(err, len, "items[%zu].step: %.64s is already items[%zu]", i, step, k);
+                goto cleanup;
+            }
+        for (const char *const *k = causes; cause && *k; k++)
+            ok |= strcmp(*k, cause) == 0;
+        if (!ok) {
+            snprintf(err, len, "items[%zu].cause: expected plan, doing or unknown", i);
+            goto cleanup;
+        }
+        if ((what = analysis_text(it, i, "what", err, len)) == NULL ||
+            (improve = analysis_text(it, i, "improve", err, len)) == NULL) {
+            json_decref(what);
+            goto cleanup;
+        }
+        /* json_pack takes what and improve, also when it fails. */
+        if (json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:o}", "step", step,
+                                                  "cause", cause, "what", what, "improve",
+                                                  improve)) < 0) {
+            *status = 500;
+            snprintf(err, len, "out of memory");
+            goto cleanup;
+        }
+    }
+    if ((out = json_pack("{s:O}", "items", list)) == NULL) {
+        *status = 500;
+        snprintf(err, len, "out of memory");
+    }
+cleanup:
+    json_decref(list);
+    return out;
+}
+
+static void analysis_saved(const store_result *res, void *opaque)
+{
+    pend *p = opaque;
+    if (res->rc < 0) {
+        store_fail(p->req, &res->err);
+    } else {
+        respond_new(p->req, 200, json_pack("{s:i, s:O, s:I, s:s}", "team", p->c.team, "items",
+                                           json_object_get(p->j, "items"), "updated_ms",
+                                           (json_int_t)p->id, "author", p->c.p.name));
+    }
+    pend_free(p);
+}
+
+static void h_analysis_put(api *a, httpd_req *req, const call *c)
+{
+    json_t *b = httpd_body_json(req, NULL), *doc;
+    char err[256];
+    int status;
+    pend *p;
+    if (b == NULL)
+        return;
+    doc = analysis_doc(the_scn(a), c->team, b, &status, err, sizeof err);
+    json_decref(b);
+    if (doc == NULL) {
+        httpd_error(req, status, status_code(status), "%s", err);
+        return;
+    }
+    if ((p = pend_new(a, req, c)) == NULL) {
+        json_decref(doc);
+        return;
+    }
+    p->j = doc;
+    p->id = now_ms();
+    if (store_analysis_put(a->st, a->exercise, c->team, doc, c->p.name, p->id, analysis_saved,
+                           p) < 0) {
+        httpd_error(req, 503, "unavailable", "the store is closing");
+        pend_free(p);
+    }
+}
+
 /* ---- users ------------------------------------------------------------- */
 
 static void h_users(api *a, httpd_req *req, const call *c)
@@ -1839,6 +2017,9 @@ static const route routes[] = {
     { "GET", "/api/teams/{team}/score", h_score, ACC_TEAM_READ, 0 },
     { "GET", "/api/scoreboard", h_scoreboard, ACC_READ_ALL, 0 },
     { "GET", "/api/teams/{team}/scores/series", h_series, ACC_TEAM_READ, 0 },
+    { "GET", "/api/teams/{team}/analysis", h_analysis_get, ACC_TEAM_READ, 0 },
+    { "PUT", "/api/teams/{team}/analysis", h_analysis_put, ACC_TEAM_WRITE, ANALYSIS_BODY_MAX },
+    { "GET", "/api/analyses", h_analyses, ACC_READ_ALL, 0 },
     { "GET", "/api/users", h_users, ACC_ADMIN, 0 },
     { "POST", "/api/users", h_user_add, ACC_ADMIN, 0 },
     { "GET", "/api/events", h_events_ws, ACC_SESSION, 0 },

@@ -117,6 +117,15 @@ static const char *const MIGRATIONS[] = {
     " exercise TEXT NOT NULL REFERENCES exercises(id), team INTEGER NOT NULL,"
     " ts_ms INTEGER NOT NULL, total REAL NOT NULL, breakdown_json TEXT);"
     "CREATE INDEX scores_scope ON scores(exercise, team, ts_ms);",
+
+    /* 3: each team's self-analysis after the exercise, one document per
+     * team, replaced as a whole. */
+    "CREATE TABLE analyses("
+    " exercise TEXT NOT NULL REFERENCES exercises(id),"
+    " team INTEGER NOT NULL CHECK(team >= 1), doc_json TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL, author TEXT,"
+    " PRIMARY KEY(exercise, team),"
+    " FOREIGN KEY(exercise, team) REFERENCES teams(exercise, team)) WITHOUT ROWID;",
 };
 #define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -1506,6 +1515,28 @@ int store_score_snapshot(store *st, const char *ex, int team, int64_t ts_ms,
     return submit(st, o);
 }
 
+int store_analysis_put(store *st, const char *ex, int team, const json_t *doc,
+                       const char *author, int64_t updated_ms, store_cb cb, void *opaque)
+{
+    static const char sql[] =
+        "INSERT INTO analyses(exercise, team, doc_json, updated_ms, author)"
+        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(exercise, team) DO UPDATE SET"
+        " doc_json = excluded.doc_json, updated_ms = excluded.updated_ms,"
+        " author = excluded.author";
+    op *o = op_new(st, run_exec, sql, 0, "analysis", cb, opaque);
+    if (o == NULL)
+        return -1;
+    op_text(o, ex, 1, "exercise id");
+    op_int(o, team);
+    op_json(o, doc, 1, "analysis");
+    op_int(o, updated_ms);
+    op_text(o, author, 0, "author");
+    check_team(o, team, 0);
+    if (doc && !json_is_object(doc))
+        op_bad(o, STORE_EINVAL, "an analysis is an object");
+    return submit(st, o);
+}
+
 int store_user_add(store *st, const char *name, const char *role, int team,
                    const char *pw_hash, int64_t created_ms,
                    store_cb cb, void *opaque)
@@ -1796,6 +1827,30 @@ json_t *store_scores_series(store *st, const char *ex, int team, int64_t since_m
     return q_rows(st, "SELECT team, ts_ms, total, breakdown_json FROM scores"
                       " WHERE exercise = ?1 AND (?2 = 0 OR team = ?2) AND ts_ms >= ?3"
                       " ORDER BY ts_ms, team", v, NV(v), e);
+}
+
+#define ANALYSIS_COLS \
+    "SELECT team, doc_json, updated_ms, author FROM analyses WHERE exercise = ?1"
+
+json_t *store_analysis_get(store *st, const char *ex, int team, store_err *e)
+{
+    sval v[] = { VT(ex), VI(team) };
+    if (read_args(ex, team, e) < 0)
+        return NULL;
+    /* One team's document: 0 would read as "any team", never wanted here. */
+    if (team < 1) {
+        set_err(e, STORE_EINVAL, "team %d is out of range", team);
+        return NULL;
+    }
+    return q_one(st, ANALYSIS_COLS " AND team = ?2", v, NV(v), "analysis", e);
+}
+
+json_t *store_analyses_list(store *st, const char *ex, int team, store_err *e)
+{
+    sval v[] = { VT(ex), VI(team) };
+    if (read_args(ex, team, e) < 0)
+        return NULL;
+    return q_rows(st, ANALYSIS_COLS " AND (?2 = 0 OR team = ?2) ORDER BY team", v, NV(v), e);
 }
 
 #define USER_COLS "SELECT id, name, role, team, created_ms, disabled AS disabled_bool"

@@ -195,6 +195,12 @@ int store_response_grade(store *st, const char *ex, int64_t response_id,
 int store_score_snapshot(store *st, const char *ex, int team, int64_t ts_ms,
                          double total, const json_t *breakdown,
                          store_cb cb, void *opaque);
+/* A team's self-analysis after the exercise (team >= 1): one document per
+ * team, replaced as a whole (upsert).  doc: an object (the API checks its
+ * items); author may be NULL.  A team that is not in `ex` is
+ * STORE_ENOTFOUND. */
+int store_analysis_put(store *st, const char *ex, int team, const json_t *doc,
+                       const char *author, int64_t updated_ms, store_cb cb, void *opaque);
 /* Users.  role: "instructor" | "member" | "observer"; a member has a team
  * >= 1, the others team 0.  pw_hash: the caller's argon2id string, stored
  * as given.  A taken name is STORE_ECONFLICT.  res->id: user id. */
@@ -252,6 +258,11 @@ json_t *store_responses_list(store *st, const char *ex, int team, int64_t inbox_
 /* Snapshots with ts_ms >= since_ms, by time. */
 json_t *store_scores_series(store *st, const char *ex, int team, int64_t since_ms,
                             store_err *e);
+/* The team's self-analysis {team, doc, updated_ms, author}; STORE_ENOTFOUND
+ * when it has none yet, STORE_EINVAL for team < 1 (one team only). */
+json_t *store_analysis_get(store *st, const char *ex, int team, store_err *e);
+/* The analyses of every team (team 0) or of one team, by team. */
+json_t *store_analyses_list(store *st, const char *ex, int team, store_err *e);
 /* A user WITH pw_hash (for login only: never send it to a client). */
 json_t *store_user_get_by_name(store *st, const char *name, store_err *e);
 /* A user without pw_hash. */

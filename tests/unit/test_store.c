@@ -1,7 +1,7 @@
 /* Unit tests of the store against real SQLite files in a temporary
  * directory: migrations, every entity's write and read, report versions and
- * reviews, team scoping, group commit, a failing operation inside a batch,
- * draining on close and durability across SIGKILL. */
+ * reviews, team scoping, self-analyses, group commit, a failing operation
+ * inside a batch, draining on close and durability across SIGKILL. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,7 +175,7 @@ static void test_migrate_from_empty(void **state)
     json_t *users;
     open_store(f, 0);
     store_stats_get(f->st, &s);
-    assert_int_equal(store_schema_latest(), 2);
+    assert_int_equal(store_schema_latest(), 3);
     assert_int_equal(s.schema_version, store_schema_latest());
     users = store_users_list(f->st, &e);
     assert_non_null(users);
@@ -203,13 +203,51 @@ static void test_migrate_old_database(void **state)
 
     open_store(f, 0);
     store_stats_get(f->st, &s);
-    assert_int_equal(s.schema_version, 2);
+    assert_int_equal(s.schema_version, store_schema_latest());
     x = store_exercise_get(f->st, "ex1", &e);
     assert_non_null(x);
     assert_string_equal(jstr(x, "state"), "running");
     json_decref(x);
     OK(f, b, store_user_add(f->st, "alice", "instructor", 0, "$argon2id$x", 5, on_box, &b));
     assert_true(b.id > 0);
+}
+
+/* A version-2 database (users, reports, no analyses) gains the analyses
+ * table and keeps what it had. */
+static void test_migrate_2_to_3(void **state)
+{
+    fx *f = *state;
+    store_stats s;
+    store_err e = { 0, "" };
+    json_t *x, *doc = json_pack("{s:[{s:s, s:s}]}", "items", "step", "phish", "cause", "plan");
+    box b;
+
+    open_store(f, 2);
+    store_stats_get(f->st, &s);
+    assert_int_equal(s.schema_version, 2);
+    put_exercise(f, "ex1");
+    OK(f, b, store_user_add(f->st, "alice", "member", 1, "$argon2id$x", 5, on_box, &b));
+    assert_null(store_analysis_get(f->st, "ex1", 1, &e));
+    assert_int_equal(e.code, STORE_EIO);
+    assert_non_null(strstr(e.msg, "no such table"));
+    DO(f, b, store_analysis_put(f->st, "ex1", 1, doc, "alice", 10, on_box, &b));
+    assert_int_equal(b.rc, -1);
+    close_store(f);
+
+    open_store(f, 0);
+    store_stats_get(f->st, &s);
+    assert_int_equal(s.schema_version, 3);
+    x = store_user_get_by_name(f->st, "alice", &e);
+    assert_non_null(x);
+    json_decref(x);
+    assert_null(store_analysis_get(f->st, "ex1", 1, &e));
+    assert_int_equal(e.code, STORE_ENOTFOUND);
+    OK(f, b, store_analysis_put(f->st, "ex1", 1, doc, "alice", 10, on_box, &b));
+    x = store_analysis_get(f->st, "ex1", 1, &e);
+    assert_non_null(x);
+    assert_true(json_equal(json_object_get(x, "doc"), doc));
+    json_decref(x);
+    json_decref(doc);
 }
 
 static void patch_user_version(const char *path, uint32_t v)
@@ -236,10 +274,10 @@ static void test_newer_schema_refused(void **state)
     patch_user_version(f->path, 99);
     st = store_open(&f->loop, f->path, err, sizeof(err));
     assert_null(st);
-    assert_non_null(strstr(err, "schema version 99 is newer than this cyrange (2)"));
+    assert_non_null(strstr(err, "schema version 99 is newer than this cyrange (3)"));
 
     /* Back to the real version, it opens and the data is there. */
-    patch_user_version(f->path, 2);
+    patch_user_version(f->path, (uint32_t)store_schema_latest());
     open_store(f, 0);
     close_store(f);
 
@@ -744,6 +782,117 @@ static void test_team_scoping(void **state)
     json_decref(doc);
 }
 
+/* ---- self-analysis ---------------------------------------------------- */
+
+static json_t *analysis_doc(const char *step, const char *cause, const char *what)
+{
+    return json_pack("{s:[{s:s, s:s, s:s, s:s}]}", "items", "step", step, "cause", cause,
+                     "what", what, "improve", "");
+}
+
+static void test_analyses(void **state)
+{
+    fx *f = *state;
+    json_t *d1 = analysis_doc("phish", "plan", "no playbook for mail"), *d1b, *d2, *x, *l;
+    json_t *notobj = json_array();
+    store_err e = { 0, "" };
+    box b;
+
+    d1b = analysis_doc("beacon", "doing", "saw it, did not escalate");
+    d2 = analysis_doc("phish", "unknown", "secret of team 2");
+    open_store(f, 0);
+    put_exercise(f, "ex1");
+    put_exercise(f, "ex2");
+
+    /* None yet: "not found" for the team, an empty list for everyone. */
+    assert_null(store_analysis_get(f->st, "ex1", 1, &e));
+    assert_int_equal(e.code, STORE_ENOTFOUND);
+    l = store_analyses_list(f->st, "ex1", STORE_ALL_TEAMS, &e);
+    assert_non_null(l);
+    assert_int_equal(json_array_size(l), 0);
+    json_decref(l);
+
+    OK(f, b, store_analysis_put(f->st, "ex1", 1, d1, "alice", 100, on_box, &b));
+    OK(f, b, store_analysis_put(f->st, "ex1", 2, d2, "carol", 150, on_box, &b));
+    x = store_analysis_get(f->st, "ex1", 1, &e);
+    assert_non_null(x);
+    assert_int_equal(jint(x, "team"), 1);
+    assert_true(json_equal(json_object_get(x, "doc"), d1));
+    assert_int_equal(jint(x, "updated_ms"), 100);
+    assert_string_equal(jstr(x, "author"), "alice");
+    json_decref(x);
+
+    /* A second put replaces the whole document, its time and author. */
+    OK(f, b, store_analysis_put(f->st, "ex1", 1, d1b, NULL, 200, on_box, &b));
+    x = store_analysis_get(f->st, "ex1", 1, &e);
+    assert_non_null(x);
+    assert_true(json_equal(json_object_get(x, "doc"), d1b));
+    assert_int_equal(jint(x, "updated_ms"), 200);
+    assert_true(json_is_null(json_object_get(x, "author")));
+    json_decref(x);
+
+    /* Scoping: each team reads its own; another exercise has none. */
+    x = store_analysis_get(f->st, "ex1", 2, &e);
+    assert_non_null(x);
+    assert_string_equal(jstr(json_array_get(json_object_get(json_object_get(x, "doc"), "items"),
+                                            0), "what"), "secret of team 2");
+    json_decref(x);
+    assert_null(store_analysis_get(f->st, "ex2", 1, &e));
+    assert_int_equal(e.code, STORE_ENOTFOUND);
+    l = store_analyses_list(f->st, "ex1", 1, &e);
+    assert_int_equal(json_array_size(l), 1);
+    assert_true(json_equal(json_object_get(json_array_get(l, 0), "doc"), d1b));
+    json_decref(l);
+    l = store_analyses_list(f->st, "ex1", STORE_ALL_TEAMS, &e);
+    assert_int_equal(json_array_size(l), 2);
+    assert_int_equal(jint(json_array_get(l, 0), "team"), 1);
+    assert_int_equal(jint(json_array_get(l, 1), "team"), 2);
+    assert_string_equal(jstr(json_array_get(l, 1), "author"), "carol");
+    json_decref(l);
+    l = store_analyses_list(f->st, "ex2", STORE_ALL_TEAMS, &e);
+    assert_int_equal(json_array_size(l), 0);
+    json_decref(l);
+
+    /* Get-one never means "any team"; negative teams are refused. */
+    assert_null(store_analysis_get(f->st, "ex1", 0, &e));
+    assert_int_equal(e.code, STORE_EINVAL);
+    assert_null(store_analyses_list(f->st, "ex1", -1, &e));
+    assert_int_equal(e.code, STORE_EINVAL);
+    assert_null(store_analysis_get(f->st, NULL, 1, &e));
+    assert_int_equal(e.code, STORE_EINVAL);
+
+    /* Invalid writes fail through the callback and change nothing. */
+    DO(f, b, store_analysis_put(f->st, "ex1", 0, d1, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_EINVAL);
+    DO(f, b, store_analysis_put(f->st, "ex1", 1, NULL, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_EINVAL);
+    DO(f, b, store_analysis_put(f->st, "ex1", 1, notobj, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_EINVAL);
+    DO(f, b, store_analysis_put(f->st, NULL, 1, d1, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_EINVAL);
+    /* A team or an exercise that does not exist. */
+    DO(f, b, store_analysis_put(f->st, "ex1", 3, d1, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_ENOTFOUND);
+    DO(f, b, store_analysis_put(f->st, "ghost", 1, d1, "alice", 300, on_box, &b));
+    assert_int_equal(b.code, STORE_ENOTFOUND);
+    x = store_analysis_get(f->st, "ex1", 1, &e);
+    assert_int_equal(jint(x, "updated_ms"), 200);
+    json_decref(x);
+
+    /* Durable: it is there after reopening. */
+    close_store(f);
+    open_store(f, 0);
+    x = store_analysis_get(f->st, "ex1", 1, &e);
+    assert_non_null(x);
+    assert_true(json_equal(json_object_get(x, "doc"), d1b));
+    json_decref(x);
+
+    json_decref(notobj);
+    json_decref(d1);
+    json_decref(d1b);
+    json_decref(d2);
+}
+
 /* ---- group commit, failures, close ------------------------------------ */
 
 #define N_GROUP 1000
@@ -1097,6 +1246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrate_from_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_old_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_2_to_3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exercise_team_host_timeline, setup, teardown),
@@ -1105,6 +1255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_users_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_versions_and_reviews, setup, teardown),
         cmocka_unit_test_setup_teardown(test_team_scoping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_analyses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_op_keeps_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_is_async, setup, teardown),
