@@ -26,10 +26,10 @@ export async function render(ctx) {
   if (!ctx.exercise || ctx.exercise.state !== 'finished') { add(ctx.el, h('p', { class: 'muted' }, t('analysis.after_only'))); return; }
   let score;
   try { score = await api.get(teamPath(ctx.team, 'score')); } catch (err) { add(ctx.el, errorBox(err)); return; }
+  // 404: the team has not saved its analysis yet.
   let saved = { items: [] };
-  let stored = true;
   try { saved = await api.get(teamPath(ctx.team, 'analysis')); } catch (err) {
-    if (err.status === 404) stored = false; else { add(ctx.el, errorBox(err)); return; }
+    if (err.status !== 404) { add(ctx.el, errorBox(err)); return; }
   }
   if (!ctx.alive()) return;
   const missed = (score.steps || []).filter((st) => !st.detected);
@@ -49,12 +49,12 @@ export async function render(ctx) {
       h('fieldset', {}, h('legend', {}, t('analysis.cause')), radios),
       h('label', {}, t('analysis.what'), what),
       h('label', {}, t('analysis.improve'), improve),
-      prev.updated_ms ? h('p', { class: 'muted small' }, t('analysis.saved_meta', { who: prev.author || '', when: fmtTime(prev.updated_ms) })) : null);
+      saved.updated_ms && byStep[st.step] ? h('p', { class: 'muted small' }, t('analysis.saved_meta', { who: saved.author || '', when: fmtTime(saved.updated_ms) })) : null);
     return {
       el,
       value: () => ({
         step: st.step,
-        cause: (el.querySelector(`input[name="${CSS.escape(name)}"]:checked`) || {}).value || null,
+        cause: (el.querySelector(`input[name="${CSS.escape(name)}"]:checked`) || {}).value || 'unknown',
         what: what.value, improve: improve.value,
       }),
     };
@@ -63,10 +63,9 @@ export async function render(ctx) {
   const collect = () => ({ team: ctx.team, items: rows.map((r) => r.value()) });
   add(ctx.el, 
     h('p', { class: 'muted' }, t('analysis.intro')),
-    stored ? null : h('div', { class: 'alert alert-warn' }, t('analysis.not_stored')),
     rows.map((r) => r.el),
     h('div', { class: 'form-foot' },
-      canWrite && stored ? h('button', {
+      canWrite ? h('button', {
         class: 'btn btn-primary',
         onclick: async () => {
           try { await api.put(teamPath(ctx.team, 'analysis'), collect()); msg.className = 'form-msg alert alert-ok'; msg.textContent = t('analysis.saved'); } catch (err) { msg.className = 'form-msg alert alert-error'; msg.textContent = errorText(err); }
