@@ -1628,6 +1628,13 @@ static json_t *grades_of(api *a, int team)
     return json_pack("{s:o, s:o}", "reports", gr, "injects", gi);
 }
 
+static json_t *score_of(api *a, int team);
+
+json_t *api_team_score(api *a, int team)
+{
+    return score_of(a, team);
+}
+
 static json_t *score_of(api *a, int team)
 {
     json_t *g = grades_of(a, team), *s = NULL;

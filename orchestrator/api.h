@@ -80,6 +80,11 @@ api *api_new(uv_loop_t *loop, httpd *h, store *st, auth *au, const api_opts *o,
  * (attacker steps, timeline details).  `data` is borrowed. */
 void api_event(api *a, const char *type, int team, int instructors_only, const json_t *data);
 
+/* `team`'s score with the instructors' grades, as GET
+ * /api/teams/{team}/score gives it to an instructor (new reference), or
+ * NULL. */
+json_t *api_team_score(api *a, int team);
+
 /* Every registered route as [{"method","path","access"}] (new reference),
  * for the test that compares them with web/openapi.json.  "access" is who
  * may use it: "public", "session", "read_all" (instructors, observers),

@@ -33,6 +33,8 @@ struct serve_ctx {
     int port;
     char bind[64];
     int closing;
+    uv_timer_t score_timer;    /* score snapshots for the plots */
+    int score_timer_on;
     size_t pending;            /* closes not yet completed */
     void (*closed)(void *opaque);
     void *closed_opaque;
@@ -103,6 +105,33 @@ static console_hub *op_consoles(void *opaque)
     if (s->hub == NULL && range_virt_events(s->r) != NULL)
         s->hub = console_hub_new(s->loop, range_virt_events(s->r));
     return s->hub;
+}
+
+/* ---- score over time ------------------------------------------------------ */
+
+#define SCORE_SNAPSHOT_MS 30000
+
+static void on_score_timer(uv_timer_t *t)
+{
+    serve_ctx *s = t->data;
+    struct timespec now;
+
+    if (s->x == NULL || s->a == NULL)
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    for (int team = 1; team <= s->p->n_teams; team++) {
+        json_t *b = api_team_score(s->a, team);
+        if (b == NULL)
+            continue;
+        double total = json_number_value(json_object_get(b, "total"));
+        store_score_snapshot(s->st, s->p->exercise, team, ms, total, b, NULL, NULL);
+        json_t *ev = json_pack("{s:i, s:f, s:O?}", "team", team, "total", total, "max",
+                               json_object_get(b, "max"));
+        api_event(s->a, "score", team, 0, ev);
+        json_decref(ev);
+        json_decref(b);
+    }
 }
 
 /* ---- setup and teardown -------------------------------------------------- */
@@ -209,6 +238,10 @@ serve_ctx *serve_open(uv_loop_t *loop, const plan *p, range *r, const serve_opts
         snprintf(err, errlen, "api: %s", oerr);
         goto fail;
     }
+    uv_timer_init(loop, &s->score_timer);
+    s->score_timer.data = s;
+    s->score_timer_on = 1;
+    uv_timer_start(&s->score_timer, on_score_timer, 5000, SCORE_SNAPSHOT_MS);
     if (o->provision)
         auth_provision_team_users(s->au, p->n_teams, o->members > 0 ? o->members : 2,
                                   print_credentials, s);
@@ -265,6 +298,11 @@ static void close_step(void *opaque)
     free(s);
 }
 
+static void timer_closed(uv_handle_t *h)
+{
+    close_step(h->data);
+}
+
 /* The HTTP server is closed (its routes point into the API): the API, the
  * consoles and the accounts go, the store last, once its pending writes
  * are committed. */
@@ -299,6 +337,11 @@ void serve_close(serve_ctx *s, void (*closed)(void *opaque), void *opaque)
     s->closed = closed;
     s->closed_opaque = opaque;
     s->pending = 1;
+    if (s->score_timer_on) {
+        s->score_timer_on = 0;
+        s->pending++;
+        uv_close((uv_handle_t *)&s->score_timer, timer_closed);
+    }
     if (s->h)
         httpd_close(s->h, httpd_closed, s);
     else

@@ -234,6 +234,9 @@ def main():
     check("... the reason names the finding",
           lambda: any("finding #%d" % f["id"] in r for r in score["reasons"]))
 
+    check("the score over time has snapshots (GET /api/teams/1/scores/series)",
+          lambda: wait(lambda: len(t1.call("GET", "/api/teams/1/scores/series")) >= 1, 40))
+
     # A console on team 1's web server, over the WebSocket.
     def console():
         ws = WebSocket("127.0.0.1", PORT, "/api/teams/1/hosts/web/console", cookie=t1.cookie)
