@@ -351,6 +351,7 @@ static int play(up_ctx *c, const plan *p, const char *state, uint64_t seed)
                p->exercise);
     else
         exercise_start(c->x);
+    fflush(stdout);
     uv_timer_init(c->loop, &c->done_timer);
     c->done_timer.data = c;
     c->done_timer_on = 1;
