@@ -1083,8 +1083,33 @@ static void dom_event(void *opaque, const char *domain, virt_event ev)
         }
 }
 
-/* Opens the event connection (worker thread).  Events are advisory: a
- * failure here is reported but does not stop the range. */
+/* The event connection went away with libvirtd or came back.  Guests run
+ * on (QEMU outlives the daemon), but events of the gap are lost: once back,
+ * each guest's state is read again (on libvirt's event thread, where the
+ * new connection may be used) and handed to the loop as if it were an
+ * event; domain_event ignores what does not change a state. */
+static void events_conn(void *opaque, virt_conn_change what, const char *msg)
+{
+    range *r = opaque;
+    if (what == VIRT_CONN_LOST) {
+        post(r, WM_INFO, -1, "libvirt event connection lost (%s); reconnecting", msg);
+        return;
+    }
+    post(r, WM_INFO, -1, "libvirt event connection back (%s)", msg);
+    for (size_t i = 0; i < r->n_guests; i++) {
+        virt_err ve = { 0, "" };
+        virt_dom_state st = virt_domain_state(r->events, r->guests[i].domain, &ve);
+        int ev = st == VIRT_DOM_RUNNING ? VIRT_EV_STARTED
+                 : st == VIRT_DOM_SHUTOFF ? VIRT_EV_STOPPED
+                 : st == VIRT_DOM_CRASHED ? VIRT_EV_CRASHED : -1;
+        if (ev >= 0)
+            post(r, WM_DOMEVENT, (int)i, "%d", ev);
+    }
+}
+
+/* Opens the event connection (worker thread) and keeps it across libvirtd
+ * restarts.  Events are advisory: a failure here is reported but does not
+ * stop the range. */
 static void open_events(range *r)
 {
     virt_err ve = { 0, "" };
@@ -1093,7 +1118,8 @@ static void open_events(range *r)
         return;
     }
     r->events = virt_open(r->opts.uri, &ve);
-    if (r->events == NULL || virt_events_start(r->events, dom_event, r, &ve) < 0)
+    if (r->events == NULL || virt_events_start(r->events, dom_event, r, &ve) < 0 ||
+        virt_events_keep(r->events, events_conn, r, &ve) < 0)
         post(r, WM_INFO, -1, "no libvirt events: %s", ve.msg);
 }
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 struct virt_conn {
-    virConnectPtr conn;
+    virConnectPtr conn;         /* swapped by a reconnect (under mu) */
     char *uri;
     int cb_id;                  /* domain event callback, -1 when none */
     virt_event_cb cb;
@@ -17,6 +17,14 @@ struct virt_conn {
     pthread_t thread;
     int thread_started;
     volatile int stopping;
+    /* Reconnection (virt_events_keep); mu guards conn, cb_id and the
+     * retry timer against the threads that notice a closed connection. */
+    pthread_mutex_t mu;
+    virt_conn_cb conn_cb;
+    void *conn_opaque;
+    int keep;                   /* close callback registered on conn */
+    int retry_timer;            /* libvirt timeout id, -1 when none */
+    unsigned backoff_ms;
 };
 
 static pthread_once_t events_once = PTHREAD_ONCE_INIT;
@@ -75,6 +83,7 @@ virt_conn *virt_open(const char *uri, virt_err *err)
         return NULL;
     }
     c->cb_id = -1;
+    c->retry_timer = -1;
     c->uri = strdup(uri ? uri : "qemu:///system");
     c->conn = virConnectOpen(c->uri);
     if (c->conn == NULL) {
@@ -84,6 +93,7 @@ virt_conn *virt_open(const char *uri, virt_err *err)
         free(c);
         return NULL;
     }
+    pthread_mutex_init(&c->mu, NULL);
     virConnSetErrorFunc(c->conn, NULL, silent_error);
     return c;
 }
@@ -155,18 +165,141 @@ static void wake_timer(int timer, void *opaque)
     virEventRemoveTimeout(timer);
 }
 
+/* ---- Keeping the event connection across daemon restarts ------------- */
+
+static void reconnect_timer(int timer, void *opaque);
+
+/* Arms the next reconnection attempt (mu held). */
+static void arm_retry(virt_conn *c)
+{
+    if (c->stopping || c->retry_timer >= 0)
+        return;
+    c->retry_timer = virEventAddTimeout((int)c->backoff_ms, reconnect_timer, c, NULL);
+}
+
+/* libvirt closed the connection: the daemon stopped or restarted, or the
+ * keepalive timed out.  Runs on whichever thread noticed, possibly inside
+ * libvirt's client lock: only a timer is armed here. */
+static void close_cb(virConnectPtr conn, int reason, void *opaque)
+{
+    virt_conn *c = opaque;
+    const char *why = reason == VIR_CONNECT_CLOSE_REASON_EOF ? "the daemon closed it"
+                      : reason == VIR_CONNECT_CLOSE_REASON_KEEPALIVE ? "keepalive timed out"
+                      : reason == VIR_CONNECT_CLOSE_REASON_ERROR ? "connection error"
+                      : "closed by the client";
+    int report;
+    pthread_mutex_lock(&c->mu);
+    report = !c->stopping && c->conn == conn && c->retry_timer < 0;
+    if (report) {
+        c->backoff_ms = VIRT_RECONNECT_MIN_MS;
+        arm_retry(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (report && c->conn_cb)
+        c->conn_cb(c->conn_opaque, VIRT_CONN_LOST, why);
+}
+
+/* The event thread: opens a new connection, registers the domain events,
+ * the close callback and the keepalive on it, swaps it in, and lets the
+ * old one go (its streams hold their own references). */
+static void reconnect_timer(int timer, void *opaque)
+{
+    virt_conn *c = opaque;
+    virConnectPtr nc = NULL, old;
+    int id = -1, old_id;
+
+    virEventRemoveTimeout(timer);
+    pthread_mutex_lock(&c->mu);
+    c->retry_timer = -1;
+    pthread_mutex_unlock(&c->mu);
+    if (c->stopping)
+        return;
+    nc = virConnectOpen(c->uri);
+    if (nc != NULL) {
+        virConnSetErrorFunc(nc, NULL, silent_error);
+        id = virConnectDomainEventRegisterAny(nc, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                              VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), c,
+                                              NULL);
+    }
+    if (id < 0 || virConnectRegisterCloseCallback(nc, close_cb, c, NULL) < 0) {
+        if (nc && id >= 0)
+            virConnectDomainEventDeregisterAny(nc, id);
+        if (nc)
+            virConnectClose(nc);
+        pthread_mutex_lock(&c->mu);
+        c->backoff_ms = c->backoff_ms * 2 > VIRT_RECONNECT_MAX_MS ? VIRT_RECONNECT_MAX_MS
+                                                                 : c->backoff_ms * 2;
+        arm_retry(c);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    virConnectSetKeepAlive(nc, 5, 3);
+    pthread_mutex_lock(&c->mu);
+    old = c->conn;
+    old_id = c->cb_id;
+    c->conn = nc;
+    c->cb_id = id;
+    pthread_mutex_unlock(&c->mu);
+    /* On a dead connection these only drop local registrations (and their
+     * references), which is what lets the old connection be freed. */
+    virConnectUnregisterCloseCallback(old, close_cb);
+    if (old_id >= 0)
+        virConnectDomainEventDeregisterAny(old, old_id);
+    virConnectClose(old);
+    if (c->conn_cb)
+        c->conn_cb(c->conn_opaque, VIRT_CONN_BACK, c->uri);
+}
+
+int virt_events_keep(virt_conn *c, virt_conn_cb cb, void *opaque, virt_err *err)
+{
+    if (!c->thread_started) {
+        snprintf(err->msg, sizeof(err->msg), "reconnection needs the event thread "
+                 "(virt_events_start)");
+        return -1;
+    }
+    c->conn_cb = cb;
+    c->conn_opaque = opaque;
+    if (virConnectRegisterCloseCallback(c->conn, close_cb, c, NULL) < 0) {
+        set_err(err, "cannot watch the libvirt connection");
+        return -1;
+    }
+    c->keep = 1;
+    return 0;
+}
+
+/* A reference to the current connection, for threads other than the event
+ * thread (a reconnect may swap it); release it with virConnectClose. */
+static virConnectPtr conn_ref(virt_conn *c)
+{
+    virConnectPtr p;
+    pthread_mutex_lock(&c->mu);
+    p = c->conn;
+    virConnectRef(p);
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
 void virt_close(virt_conn *c)
 {
     if (c == NULL)
         return;
-    if (c->cb_id >= 0)
-        virConnectDomainEventDeregisterAny(c->conn, c->cb_id);
+    /* The event thread stops first: after the join no reconnect runs and
+     * no callback fires, so the connection below is the final one. */
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_mutex_unlock(&c->mu);
     if (c->thread_started) {
-        c->stopping = 1;
         virEventAddTimeout(0, wake_timer, NULL, NULL);
         pthread_join(c->thread, NULL);
     }
+    if (c->retry_timer >= 0)
+        virEventRemoveTimeout(c->retry_timer);
+    if (c->keep)
+        virConnectUnregisterCloseCallback(c->conn, close_cb);
+    if (c->cb_id >= 0)
+        virConnectDomainEventDeregisterAny(c->conn, c->cb_id);
     virConnectClose(c->conn);
+    pthread_mutex_destroy(&c->mu);
     free(c->uri);
     free(c);
 }
@@ -890,16 +1023,18 @@ static void vc_barrier_cb(int timer, void *opaque)
 static void vc_open_work(uv_work_t *w)
 {
     virt_console *vc = w->data;
+    virConnectPtr conn = NULL;
     virDomainPtr dom = NULL;
     virStreamPtr st = NULL;
     int rc, want_w;
 
-    dom = virDomainLookupByName(vc->conn->conn, vc->domain);
+    conn = conn_ref(vc->conn);
+    dom = virDomainLookupByName(conn, vc->domain);
     if (dom == NULL) {
         set_err(&vc->open_err, "cannot look up domain %s", vc->domain);
         goto cleanup;
     }
-    st = virStreamNew(vc->conn->conn, VIR_STREAM_NONBLOCK);
+    st = virStreamNew(conn, VIR_STREAM_NONBLOCK);
     if (st == NULL) {
         set_err(&vc->open_err, "cannot create a stream for %s", vc->domain);
         goto cleanup;
@@ -936,6 +1071,8 @@ cleanup:
         virStreamFree(st);
     if (dom)
         virDomainFree(dom);
+    if (conn)
+        virConnectClose(conn);
 }
 
 /* Thread pool: abort and free the stream (a round trip to libvirtd). */

@@ -53,6 +53,33 @@ const char *virt_uri(const virt_conn *c);
  * domain's lifecycle events.  Stopped by virt_close.  0 or -1. */
 int virt_events_start(virt_conn *c, virt_event_cb cb, void *opaque, virt_err *err);
 
+/* What happened to a kept event connection (virt_events_keep). */
+typedef enum virt_conn_change {
+    VIRT_CONN_LOST,      /* libvirt closed it; reconnecting with back-off */
+    VIRT_CONN_BACK,      /* a new connection is in place, events registered */
+} virt_conn_change;
+
+/* LOST is called on whichever thread noticed the close (libvirt's event
+ * thread, or a thread making a call on the connection); BACK on libvirt's
+ * event thread, where the connection may be used (domain events missed in
+ * between are not replayed: read the states again).  Forward it and return
+ * quickly.  `msg` is borrowed. */
+typedef void (*virt_conn_cb)(void *opaque, virt_conn_change what, const char *msg);
+
+#define VIRT_RECONNECT_MIN_MS 250u
+#define VIRT_RECONNECT_MAX_MS 5000u
+
+/* Keeps an event connection (after virt_events_start) across a restart of
+ * libvirtd: when libvirt closes it (daemon stopped or restarted, keepalive
+ * timed out), a new one to the same URI is opened on the event thread,
+ * retried with back-off (VIRT_RECONNECT_MIN_MS doubling to _MAX_MS), and
+ * the domain events are registered on it again.  The virt_conn pointer
+ * stays the same, so consoles opened afterwards use the new connection;
+ * consoles open at the time end with VIRT_CONSOLE_ERROR.  While a
+ * reconnection can happen, only the console functions and `cb` may use
+ * this virt_conn; virt_close stops retrying.  `cb` may be NULL.  0 or -1. */
+int virt_events_keep(virt_conn *c, virt_conn_cb cb, void *opaque, virt_err *err);
+
 /* Defines and starts a network from XML (persistent, no autostart). */
 int virt_network_create(virt_conn *c, const char *xml, virt_err *err);
 /* Stops and undefines a network.  Returns 1 when removed, 0 when absent,
