@@ -51,7 +51,7 @@ clean:
 # Benchmarks print their figures beside a reference run of the same
 # invocation; they are never timed tests.
 bench: bench-validate bench-range bench-timeline bench-match bench-store bench-capture \
-       bench-http
+       bench-http bench-api
 
 bench-range: all images
 	./bench/range-bench.sh

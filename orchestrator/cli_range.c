@@ -378,6 +378,7 @@ cleanup:
     }
     free(sock);
     free(dir);
+    free(records);
     return rc;
 }
 
