@@ -40,6 +40,7 @@
 /* 200 items of two full texts, with room for JSON escapes. */
 #define ANALYSIS_BODY_MAX (4u * 1024 * 1024)
 #define RING_SIZE 512                   /* events kept per team */
+#define BOARD_TTL_MS 1000               /* longest a scoreboard is served again */
 #define EVENTS_BUFFERED_MAX (256u * 1024) /* a slower subscriber is dropped */
 #define CONSOLE_BUFFERED_MAX (1024u * 1024)
 
@@ -128,6 +129,14 @@ struct api {
     con *cons;
     int refs;
     int closing;
+    /* The scoreboard as last served: scoring every team reads every
+     * report and replays every journal, so under a room of browsers
+     * polling it the same bytes are served until something happens (any
+     * api_event(): a finding, a step, a check, a grade) or BOARD_TTL_MS
+     * passes (availability and decay move with the clock). */
+    char *board;
+    size_t board_len;
+    int64_t board_at;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -153,7 +162,17 @@ static void really_free(api *a)
     free(a->ctx);
     free(a->exercise);
     free(a->openapi_path);
+    free(a->board);
     free(a);
+}
+
+/* Something that may change a score happened: the next scoreboard GET
+ * computes it anew. */
+static void board_forget(api *a)
+{
+    free(a->board);
+    a->board = NULL;
+    a->board_len = 0;
 }
 
 static void api_unref(api *a)
@@ -333,6 +352,7 @@ void api_event(api *a, const char *type, int team, int instructors_only, const j
 
     if (a == NULL || a->closing || type == NULL)
         return;
+    board_forget(a);
     event_summary(type, data, sum, sizeof sum);
     a->seq++;
     for (int t = 1; t <= a->n_teams; t++)
@@ -1671,8 +1691,15 @@ static void h_score(api *a, httpd_req *req, const call *c)
 static void h_scoreboard(api *a, httpd_req *req, const call *c)
 {
     const plan *pl = the_plan(a);
-    json_t *out = json_array();
+    json_t *out;
+    int64_t now = now_ms();
     (void)c;
+    if (a->board && now - a->board_at >= 0 && now - a->board_at < BOARD_TTL_MS) {
+        httpd_respond(req, 200, "application/json", a->board, a->board_len);
+        return;
+    }
+    board_forget(a);
+    out = json_array();
     for (int t = 0; out && pl && t < pl->n_teams; t++) {
         json_t *s = score_of(a, pl->teams[t].num), *axes = json_object(), *v;
         const char *k;
@@ -1684,7 +1711,15 @@ static void h_scoreboard(api *a, httpd_req *req, const call *c)
                                              json_object_get(s, "max"), "axes", axes));
         json_decref(s);
     }
-    respond_new(req, 200, out);
+    a->board = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    json_decref(out);
+    if (a->board == NULL) {
+        httpd_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    a->board_len = strlen(a->board);
+    a->board_at = now;
+    httpd_respond(req, 200, "application/json", a->board, a->board_len);
 }
 
 static void h_series(api *a, httpd_req *req, const call *c)

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ typedef struct fix {
     int store_closed;
     virt_conn *conn;   /* test:///default, for the console test */
     console_hub *hub;
+    atomic_int score_calls; /* o_score runs (on the loop thread) */
 } fix;
 
 /* ---- client-side checks ---- */
@@ -548,6 +550,7 @@ static json_t *o_findings(void *opaque, int team)
 
 static json_t *o_score(void *opaque, int team, const json_t *grades)
 {
+    fix *f = opaque;
     score_config c;
     char err[256];
     json_t *in = json_pack("{s:i, s:I, s:O, s:[{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}]}",
@@ -556,7 +559,7 @@ static json_t *o_score(void *opaque, int team, const json_t *grades)
                            "technique", "T1566.001", "actor", "attacker", "target", "mail",
                            "start_ms", (json_int_t)1000, "end_ms", (json_int_t)2000, "outcome",
                            "succeeded", "visibility", "network"), *out;
-    (void)opaque;
+    atomic_fetch_add(&f->score_calls, 1);
     score_config_defaults(&c);
     out = score_team(&c, in, err, sizeof err);
     json_decref(in);
@@ -1309,6 +1312,25 @@ static void c_work(fix *f)
                  json_number_value(json_object_get(json_array_get(r.j, 1), "total")));
     CHECK(f, strcmp(jstr(json_array_get(r.j, 1), "name"), "Team 2") == 0 ||
                  jstr(json_array_get(r.j, 1), "name")[0]);
+    /* The scoreboard is computed once and served again until something
+     * happens; then it is computed anew. */
+    {
+        int calls = atomic_load(&f->score_calls);
+        char *first = json_dumps(r.j, JSON_COMPACT);
+        http(f, &in, "GET", "/api/scoreboard", NULL, 0, &r);
+        CHECK_STATUS(f, &r, 200);
+        CHECK(f, atomic_load(&f->score_calls) == calls);
+        char *again = json_dumps(r.j, JSON_COMPACT);
+        CHECK(f, first && again && strcmp(first, again) == 0);
+        free(first);
+        free(again);
+        http(f, &in, "POST", "/api/teams/1/reports",
+             "{\"title\":\"board\",\"sections\":{\"detection\":\"x\"}}", 1, &r);
+        CHECK_STATUS(f, &r, 201);
+        http(f, &obs, "GET", "/api/scoreboard", NULL, 0, &r);
+        CHECK_STATUS(f, &r, 200);
+        CHECK(f, atomic_load(&f->score_calls) == calls + 2);
+    }
     http(f, &m1, "GET", "/api/teams/1/scores/series", NULL, 0, &r);
     CHECK_STATUS(f, &r, 200);
     CHECK(f, json_array_size(r.j) == 1 &&
