@@ -1025,6 +1025,21 @@ static void h_timeline(api *a, httpd_req *req, const call *c)
     respond_new(req, 200, json_pack("{s:o}", "teams", teams));
 }
 
+/* Every guest's state and health, the capture counters and the checks of
+ * every team: what `cyrange status` shows of a running exercise. */
+static void h_guests(api *a, httpd_req *req, const call *c)
+{
+    json_t *r = command(a, "guests", 0);
+    (void)c;
+    if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
+        json_decref(r);
+        httpd_error(req, 503, "unavailable", "the exercise is not running");
+        return;
+    }
+    json_object_del(r, "ok");
+    respond_new(req, 200, r);
+}
+
 static void h_control(api *a, httpd_req *req, const call *c)
 {
     static const char *const cmds[] = { "start", "pause", "resume", "reset", "skip", "run",
@@ -2043,6 +2058,7 @@ static const route routes[] = {
     { "GET", "/api/teams/{team}/pcaps/{name}", h_pcap_get, ACC_TEAM_READ, 0 },
     { "GET", "/api/timeline", h_timeline, ACC_READ_ALL, 0 },
     { "GET", "/api/teams/{team}/events", h_team_events, ACC_TEAM_READ, 0 },
+    { "GET", "/api/guests", h_guests, ACC_READ_ALL, 0 },
     { "POST", "/api/control", h_control, ACC_STEER, 0 },
     { "GET", "/api/teams/{team}/findings", h_findings, ACC_TEAM_READ, 0 },
     { "POST", "/api/teams/{team}/findings", h_finding_add, ACC_TEAM_WRITE, 0 },

@@ -696,6 +696,59 @@ int auth_login_async(auth *a, const char *name, const char *password,
     return 0;
 }
 
+/* A session without a password, for the local command line: `cyrange
+ * serve` hands its token to the CLI through a root-only file, as the
+ * control socket's permissions did before. */
+int auth_session_mint_async(auth *a, auth_role role, auth_cb cb, void *opaque)
+{
+    store_err se = { 0, "" };
+    json_t *users, *u, *pick = NULL;
+    size_t i;
+    login *l;
+    int64_t now;
+
+    if (a == NULL || cb == NULL)
+        return -1;
+    users = store_users_list(a->st, &se);
+    if (users == NULL)
+        return defer_error(a, cb, opaque, AUTH_EIO, 0, se.msg);
+    json_array_foreach(users, i, u)
+        if (pick == NULL && !json_is_true(json_object_get(u, "disabled")) &&
+            auth_role_parse(json_string_value(json_object_get(u, "role"))) == role)
+            pick = u;
+    if (pick == NULL) {
+        json_decref(users);
+        return defer_error(a, cb, opaque, AUTH_EBADCRED, 0,
+                           "no enabled account has that role");
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL || (l->user = json_deep_copy(pick)) == NULL) {
+        free(l);
+        json_decref(users);
+        return -1;
+    }
+    json_decref(users);
+    json_object_del(l->user, "pw_hash");
+    l->a = a;
+    l->cb = cb;
+    l->opaque = opaque;
+    l->user_id = json_integer_value(json_object_get(l->user, "id"));
+    now = auth_now(a);
+    random_token(l->token);
+    random_token(l->csrf);
+    auth_token_hash(l->token, l->token_hash);
+    l->expires_ms = now + a->ttl_ms;
+    if (store_session_add(a->st, l->token_hash, l->user_id, now, l->expires_ms, l->csrf,
+                          on_session_added, l) < 0) {
+        sodium_memzero(l->token, sizeof(l->token));
+        json_decref(l->user);
+        free(l);
+        return -1;
+    }
+    a->pending++;
+    return 0;
+}
+
 /* ---- sessions ----------------------------------------------------------- */
 
 int auth_session_check(auth *a, const char *cookie_header, long long now_ms,

@@ -183,6 +183,12 @@ int auth_generate_password(char *buf, size_t len);
  * once, later, on the loop; -1 (out of memory) and cb will not run. */
 int auth_login_async(auth *a, const char *name, const char *password,
                      const char *remote_addr, auth_cb cb, void *opaque);
+/* Stores a new session, without a password, for the first enabled account
+ * of `role` and calls back, once it is durable, with user, token and csrf
+ * as a login does; AUTH_EBADCRED when no enabled account has the role.
+ * For `cyrange serve` to hand to the local CLI only.  0 when started (cb
+ * runs once, later), -1: cb will not run. */
+int auth_session_mint_async(auth *a, auth_role role, auth_cb cb, void *opaque);
 /* Fills `out` from the session named by the Cookie header value (NULL:
  * none).  0, or -1 with e (may be NULL): AUTH_ENOSESSION when there is no
  * usable session, AUTH_EIO when the store failed. */

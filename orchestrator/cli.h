@@ -27,7 +27,19 @@ const char *cli_state_dir(void);
 int cli_parse_teams(const char *arg, int *out);
 /* A whole file, NUL-terminated (malloc'd), or NULL. */
 char *cli_read_text(const char *path, size_t *len);
-/* Sends `req` (stolen) to the running `cyrange run` of `exname`; on
+/* Sends `req` (stolen) to the running exercise `exname`: through the HTTP
+ * API when `cyrange serve` runs it, else to the control socket of
+ * `cyrange run`.  0 with the {"ok":true} reply in *reply_out (new
+ * reference), or -1 with `err`; prints nothing. */
+int cli_call(const char *exname, json_t *req, json_t **reply_out, char *err, size_t errlen);
+/* cli_api.c: `req` as the control socket takes it, through the API of
+ * `ac` (an apiclient).  -1 when it has no route there; else 0 with *reply
+ * (new reference) or NULL and `err`; *unreachable when serve did not
+ * answer. */
+struct apiclient;
+int cli_api_control(struct apiclient *ac, const json_t *req, json_t **reply, int *unreachable,
+                    char *err, size_t errlen);
+/* cli_call() that prints the error: on
  * {"ok":true} returns EXIT_OK with the reply in *reply_out (new reference;
  * NULL: dropped), else prints the error and returns EXIT_INVALID. */
 int cli_control(const char *exname, json_t *req, json_t **reply_out);

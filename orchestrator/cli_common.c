@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "apiclient.h"
 #include "control.h"
 #include "range.h"
 #include "scenario.h"
@@ -113,25 +114,53 @@ int cli_parse_teams(const char *arg, int *out)
     return 0;
 }
 
-int cli_control(const char *exname, json_t *req, json_t **reply_out)
+int cli_call(const char *exname, json_t *req, json_t **reply_out, char *err, size_t errlen)
 {
-    char *path = NULL, err[512];
-    json_t *reply;
+    char *path = NULL;
+    json_t *reply = NULL;
+    apiclient *ac = apiclient_open(cli_state_dir(), exname, err, errlen);
+    int unreachable = 0;
+
+    *reply_out = NULL;
+    /* A running `cyrange serve` is asked through its API; when it is gone
+     * (killed, its file left behind) or for what has no route, the
+     * control socket of `cyrange run` is. */
+    if (ac && cli_api_control(ac, req, &reply, &unreachable, err, errlen) == 0 &&
+        !unreachable) {
+        apiclient_free(ac);
+        json_decref(req);
+        if (reply == NULL)
+            return -1;
+        goto answered;
+    }
+    apiclient_free(ac);
     if (asprintf(&path, "%s/%s/control.sock", cli_state_dir(), exname) < 0) {
         json_decref(req);
-        return EXIT_INVALID;
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
-    reply = control_call(path, req, 30000, err, sizeof(err));
+    reply = control_call(path, req, 30000, err, errlen);
     free(path);
     json_decref(req);
-    if (reply == NULL) {
-        fprintf(stderr, "cyrange: %s\n", err);
-        return EXIT_INVALID;
-    }
+    if (reply == NULL)
+        return -1;
+answered:
     if (!json_is_true(json_object_get(reply, "ok"))) {
-        fprintf(stderr, "cyrange: %s\n",
-                json_string_value(json_object_get(reply, "error")) ?: "refused");
+        snprintf(err, errlen, "%s",
+                 json_string_value(json_object_get(reply, "error")) ?: "refused");
         json_decref(reply);
+        return -1;
+    }
+    *reply_out = reply;
+    return 0;
+}
+
+int cli_control(const char *exname, json_t *req, json_t **reply_out)
+{
+    char err[1024];
+    json_t *reply = NULL;
+    if (cli_call(exname, req, &reply, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cyrange: %s\n", err);
         return EXIT_INVALID;
     }
     if (reply_out)

@@ -728,13 +728,11 @@ static int status_one(const char *exname, int json, json_t *jall)
     diag_init(&d);
     /* A running `cyrange run` holds the agents' channels: ask it. */
     {
-        char *sock = NULL, cerr[256];
+        char cerr[512];
         json_t *reply = NULL;
-        if (asprintf(&sock, "%s/%s/control.sock", cli_state_dir(), exname) >= 0 &&
-            access(sock, F_OK) == 0)
-            reply = control_call(sock, json_pack("{s:s}", "cmd", "guests"), 10000,
-                                 cerr, sizeof(cerr));
-        free(sock);
+        if (cli_call(exname, json_pack("{s:s}", "cmd", "guests"), &reply, cerr,
+                     sizeof(cerr)) < 0)
+            reply = NULL;
         if (reply != NULL) {
             json_t *guests = json_object_get(reply, "guests");
             if (json) {

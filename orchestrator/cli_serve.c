@@ -9,10 +9,16 @@
  */
 #include "cli_serve.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <errno.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "auth.h"
@@ -32,6 +38,8 @@ struct serve_ctx {
     exercise *x;
     int port;
     char bind[64];
+    char *cli_file;            /* <state>/<exercise>/api.json, once written */
+    char *state_dir;
     int closing;
     uv_timer_t score_timer;    /* score snapshots for the plots */
     int score_timer_on;
@@ -153,6 +161,62 @@ static int parse_listen(const char *listen, char *bind, size_t blen, int *port)
     return 0;
 }
 
+/* ---- the local CLI's way in ------------------------------------------ */
+
+/* The command line reaches a running serve through the API: it finds the
+ * address and an instructor session in <state>/<exercise>/api.json,
+ * readable by root only (as the control socket is), written atomically. */
+static void cli_session_minted(const auth_result *res, void *opaque)
+{
+    serve_ctx *s = opaque;
+    char *path = NULL, *tmp = NULL, *text = NULL;
+    const char *host = s->bind;
+    json_t *doc = NULL;
+    int fd = -1;
+
+    if (s->closing)
+        return;
+    if (res->rc != AUTH_OK) {
+        fprintf(stderr, "cyrange serve: the command line will use the control socket: %s\n",
+                res->err.msg);
+        return;
+    }
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || host[0] == '\0')
+        host = strchr(host, ':') ? "::1" : "127.0.0.1";
+    doc = json_pack("{s:s, s:i, s:s, s:s, s:s, s:i}", "host", host, "port", s->port, "token",
+                    res->token, "csrf", res->csrf, "user",
+                    json_string_value(json_object_get(res->user, "name")), "pid",
+                    (int)getpid());
+    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (text == NULL || asprintf(&path, "%s/%s/api.json", s->state_dir, s->p->exercise) < 0 ||
+        asprintf(&tmp, "%s.tmp", path) < 0)
+        goto cleanup;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
+        fsync(fd) < 0 || close(fd) < 0 || (fd = -1, rename(tmp, path) < 0)) {
+        fprintf(stderr, "cyrange serve: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+        goto cleanup;
+    }
+    s->cli_file = path;
+    path = NULL;
+cleanup:
+    if (text)
+        sodium_memzero(text, strlen(text));
+    free(text);
+    free(tmp);
+    free(path);
+    json_decref(doc);
+}
+
+static void cli_session_start(serve_ctx *s)
+{
+    if (auth_session_mint_async(s->au, AUTH_ROLE_INSTRUCTOR, cli_session_minted, s) < 0)
+        fprintf(stderr, "cyrange serve: the command line will use the control socket\n");
+}
+
 static void print_credentials(const auth_result *res, void *opaque)
 {
     serve_ctx *s = opaque;
@@ -162,6 +226,7 @@ static void print_credentials(const auth_result *res, void *opaque)
 
     if (res->rc != AUTH_OK) {
         fprintf(stderr, "cyrange serve: cannot create the team accounts: %s\n", res->err.msg);
+        cli_session_start(s);
         return;
     }
     json_array_foreach(res->users, i, u)
@@ -184,6 +249,7 @@ static void print_credentials(const auth_result *res, void *opaque)
                "`cyrange users passwd NAME` sets a new password)\n");
     printf("web UI: http://%s:%d/\n\n", s->bind, s->port);
     fflush(stdout);
+    cli_session_start(s);
 }
 
 serve_ctx *serve_open(uv_loop_t *loop, const plan *p, range *r, const serve_opts *o,
@@ -199,6 +265,10 @@ serve_ctx *serve_open(uv_loop_t *loop, const plan *p, range *r, const serve_opts
     s->loop = loop;
     s->p = p;
     s->r = r;
+    if ((s->state_dir = strdup(o->state_dir)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", s->bind, sizeof(s->bind),
                      &s->port) < 0) {
         snprintf(err, errlen, "--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080");
@@ -245,8 +315,10 @@ serve_ctx *serve_open(uv_loop_t *loop, const plan *p, range *r, const serve_opts
     if (o->provision)
         auth_provision_team_users(s->au, p->n_teams, o->members > 0 ? o->members : 2,
                                   print_credentials, s);
-    else
+    else {
         printf("web UI: http://%s:%d/\n", s->bind, s->port);
+        cli_session_start(s);
+    }
     free(db);
     return s;
 fail:
@@ -295,6 +367,7 @@ static void close_step(void *opaque)
         return;
     if (s->closed)
         s->closed(s->closed_opaque);
+    free(s->state_dir);
     free(s);
 }
 
@@ -336,7 +409,14 @@ void serve_close(serve_ctx *s, void (*closed)(void *opaque), void *opaque)
     }
     s->closed = closed;
     s->closed_opaque = opaque;
+    s->closing = 1;
     s->pending = 1;
+    /* The command line falls back to the control socket from now on. */
+    if (s->cli_file) {
+        unlink(s->cli_file);
+        free(s->cli_file);
+        s->cli_file = NULL;
+    }
     if (s->score_timer_on) {
         s->score_timer_on = 0;
         s->pending++;

@@ -10,7 +10,7 @@ CORE_SRCS := orchestrator/diag.c orchestrator/jpos.c orchestrator/units.c \
              $(wildcard orchestrator/checks.c orchestrator/store.c orchestrator/httpd.c \
                         orchestrator/websock.c orchestrator/api.c orchestrator/auth.c \
                         orchestrator/wire.c orchestrator/findings.c orchestrator/scorecard.c \
-                        orchestrator/console.c)
+                        orchestrator/console.c orchestrator/apiclient.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
 
 $(BUILD)/obj/%.o: %.c
@@ -21,7 +21,8 @@ $(BUILD)/obj/%.o: %.c
 CLI_SRCS := orchestrator/main.c orchestrator/cli_common.c \
             orchestrator/cli_scenario.c orchestrator/cli_range.c \
             orchestrator/cli_steer.c orchestrator/cli_score.c \
-            orchestrator/cli_users.c orchestrator/cli_serve.c
+            orchestrator/cli_users.c orchestrator/cli_serve.c \
+            orchestrator/cli_api.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 
 -include $(CORE_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

@@ -5,10 +5,13 @@
 
 API_UNIT_TESTS := $(BUILD)/tests/test_api
 
-$(API_UNIT_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
+# The command line's mapping of its commands onto the routes (cli_api.c)
+# is tested here too, against the same server.
+$(API_UNIT_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS) \
+                   $(BUILD)/obj/orchestrator/cli_api.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -DCYRANGE_SRCDIR='"$(CURDIR)"' -MMD -MP \
-	    -o $@ $< $(CORE_OBJS) $(LDLIBS) -lcmocka -lpthread
+	    -o $@ $< $(CORE_OBJS) $(BUILD)/obj/orchestrator/cli_api.o $(LDLIBS) -lcmocka -lpthread
 
 UNIT_TESTS += $(API_UNIT_TESTS)
 

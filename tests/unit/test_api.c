@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "apiclient.h"
+#include "cli.h"
 #include "findings.h"
 #include "score.h"
 
@@ -1741,6 +1744,142 @@ static void test_analysis(void **state)
     fix_run(&f, c_analysis);
 }
 
+/* ---- the command line through the API ---- */
+
+typedef struct minted {
+    int done, rc;
+    char name[32];
+} minted;
+
+/* What `cyrange serve` does: a session for the CLI in a root-only file. */
+static void on_minted(const auth_result *res, void *opaque)
+{
+    fix *f = ((void **)opaque)[0];
+    minted *m = ((void **)opaque)[1];
+    char path[256];
+    m->done = 1;
+    m->rc = res->rc;
+    if (res->rc != AUTH_OK)
+        return;
+    snprintf(m->name, sizeof m->name, "%s", json_string_value(json_object_get(res->user, "name")));
+    snprintf(path, sizeof path, "%s/apitest", f->tmp);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/apitest/api.json", f->tmp);
+    json_t *doc = json_pack("{s:s, s:i, s:s, s:s}", "host", "127.0.0.1", "port", f->port,
+                            "token", res->token, "csrf", res->csrf);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char *text = json_dumps(doc, 0);
+    if (fd >= 0 && text)
+        m->rc = write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    json_decref(doc);
+}
+
+static void c_cli(fix *f)
+{
+    char err[512], path[256];
+    json_t *req, *reply = NULL;
+    int unreachable = 0;
+    apiclient *ac = apiclient_open(f->tmp, "apitest", err, sizeof err);
+
+    CHECK(f, ac != NULL);
+    if (ac == NULL)
+        return;
+    /* Steering goes to POST /api/control. */
+    req = json_pack("{s:s, s:i}", "cmd", "pause", "team", 1);
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    if (reply == NULL)
+        fprintf(stderr, "cli: %s\n", err);
+    CHECK(f, reply && json_is_true(json_object_get(reply, "ok")) && !unreachable);
+    CHECK(f, strcmp(f->last_cmd, "pause") == 0);
+    json_decref(req);
+    json_decref(reply);
+    /* A refused command carries the server's message. */
+    req = json_pack("{s:s, s:i, s:s}", "cmd", "skip", "team", 7, "step", "phish");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    CHECK(f, reply == NULL && strstr(err, "HTTP 400") && strstr(err, "team"));
+    json_decref(req);
+    /* Timeline in the control socket's shape (seconds). */
+    req = json_pack("{s:s}", "cmd", "status");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    {
+        json_t *t = json_array_get(json_object_get(reply, "teams"), 0);
+        json_t *st = json_array_get(json_object_get(t, "steps"), 0);
+        CHECK(f, json_number_value(json_object_get(t, "elapsed_s")) == 12.5);
+        CHECK(f, json_number_value(json_object_get(st, "due_s")) == 60.0);
+        CHECK(f, strcmp(json_string_value(json_object_get(st, "id")), "phish") == 0);
+    }
+    json_decref(req);
+    json_decref(reply);
+    req = json_pack("{s:s}", "cmd", "guests");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    CHECK(f, json_array_size(json_object_get(reply, "guests")) == 2);
+    json_decref(req);
+    json_decref(reply);
+    /* Findings: filed, listed, relabelled. */
+    req = json_pack("{s:s, s:i, s:{s:[s], s:s, s:s}}", "cmd", "finding", "team", 1, "finding",
+                    "hosts", "pc1", "technique", "T1566.001", "description", "from the CLI");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    json_int_t id = json_integer_value(json_object_get(reply, "id"));
+    CHECK(f, id > 0);
+    json_decref(req);
+    json_decref(reply);
+    req = json_pack("{s:s, s:i}", "cmd", "findings", "team", 1);
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    CHECK(f, json_array_size(json_object_get(reply, "findings")) >= 1);
+    json_decref(req);
+    json_decref(reply);
+    req = json_pack("{s:s, s:I, s:s}", "cmd", "label", "finding", id, "label", "benign");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    CHECK(f, reply && json_is_true(json_object_get(reply, "ok")));
+    json_decref(req);
+    json_decref(reply);
+    /* Every team's score. */
+    req = json_pack("{s:s, s:i}", "cmd", "score", "team", 0);
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == 0);
+    CHECK(f, json_array_size(json_object_get(reply, "teams")) == 2);
+    json_decref(req);
+    json_decref(reply);
+    /* A guest request has no route: the control socket takes it. */
+    req = json_pack("{s:s}", "cmd", "guest");
+    CHECK(f, cli_api_control(ac, req, &reply, &unreachable, err, sizeof err) == -1);
+    json_decref(req);
+    apiclient_free(ac);
+
+    /* A file anyone could have written is refused. */
+    snprintf(path, sizeof path, "%s/apitest/api.json", f->tmp);
+    CHECK(f, chmod(path, 0644) == 0);
+    CHECK(f, apiclient_open(f->tmp, "apitest", err, sizeof err) == NULL && strstr(err, "0600"));
+    CHECK(f, chmod(path, 0600) == 0);
+    /* No file: no API (and no error). */
+    CHECK(f, apiclient_open(f->tmp, "other", err, sizeof err) == NULL && err[0] == '\0');
+}
+
+static void test_cli(void **state)
+{
+    fix f;
+    minted m = { 0 };
+    void *both[2];
+    (void)state;
+    fix_setup(&f);
+    both[0] = &f;
+    both[1] = &m;
+    assert_int_equal(auth_session_mint_async(f.au, AUTH_ROLE_OBSERVER, on_minted, both), 0);
+    while (!m.done)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    assert_int_equal(m.rc, 0);
+    assert_string_equal(m.name, "obs");
+    m.done = 0;
+    assert_int_equal(auth_session_mint_async(f.au, AUTH_ROLE_INSTRUCTOR, on_minted, both), 0);
+    while (!m.done)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    assert_int_equal(m.rc, 0);
+    assert_string_equal(m.name, "instr");
+    fix_run(&f, c_cli);
+}
+
 /* ---- the document matches the routes ---- */
 
 static void test_openapi_matches_routes(void **state)
@@ -1807,6 +1946,7 @@ int main(void)
         cmocka_unit_test(test_range),
         cmocka_unit_test(test_work),
         cmocka_unit_test(test_analysis),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_shutdown),
         cmocka_unit_test(test_console),
