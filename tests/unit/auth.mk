@@ -4,7 +4,8 @@
 # real store in a temporary directory and a real libuv loop.
 
 AUTH_UNIT_TESTS := $(BUILD)/tests/test_auth
-AUTH_CLI_OBJS   := $(BUILD)/obj/orchestrator/cli_users.o $(BUILD)/obj/orchestrator/cli_common.o
+AUTH_CLI_OBJS   := $(BUILD)/obj/orchestrator/cli_users.o $(BUILD)/obj/orchestrator/cli_common.o \
+                   $(BUILD)/obj/orchestrator/cli_api.o
 
 $(AUTH_UNIT_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(AUTH_CLI_OBJS) $(CORE_OBJS)
 	@mkdir -p $(@D)

@@ -173,11 +173,29 @@ static void test_agent_config(void **state)
     free(dump);
     assert_string_equal(json_string_value(json_object_get(c, "t")), "config");
     assert_int_equal(json_array_size(json_object_get(c, "ifaces")), 3);
-    /* fw serves DHCP on the office LAN (eth2) with itself as the gateway
-     * and the mail server, not the attacker's rogue DNS, as DNS. */
+    /* fw serves DHCP on the office LAN (eth2) with itself as the gateway;
+     * targeted-mail has no DNS server of its own, so the simulated
+     * internet's resolver (on the attacker host) is everyone's DNS. */
     assert_string_equal(env_get(c, "CYR_DHCP_SERVE"),
-                        "eth2,198.18.2.100,198.18.2.199,198.18.2.1,198.18.1.25");
-    assert_string_equal(env_get(c, "CYR_DNS"), "198.18.1.25");
+                        "eth2,198.18.2.100,198.18.2.199,198.18.2.1,198.18.0.66");
+    assert_string_equal(env_get(c, "CYR_DNS"), "198.18.0.66");
+    /* With a DNS server of its own (data-leak-sqli's shop), the
+     * organisation uses it, never the intruder's resolver. */
+    {
+        char perr[256];
+        scenario *dl = load("scenarios/data-leak-sqli.json");
+        assert_non_null(dl);
+        plan *dp = plan_build(dl, "dl", 1, perr, sizeof(perr));
+        assert_non_null(dp);
+        json_t *dc = range_agent_config(dp, 0, scenario_host_index(dl, "fw"));
+        assert_non_null(dc);
+        assert_string_equal(env_get(dc, "CYR_DNS"), "198.18.1.80");
+        assert_string_equal(env_get(dc, "CYR_DHCP_SERVE"),
+                            "eth2,198.18.2.100,198.18.2.199,198.18.2.1,198.18.1.80");
+        json_decref(dc);
+        plan_free(dp);
+        scenario_free(dl);
+    }
     assert_string_equal(env_get(c, "CYR_SERVICES"), "proxy dhcp ssh");
     assert_string_equal(env_get(c, "CYR_IF_eth0_ROLE"), "internet");
     /* The proxy lets the office out to the simulated internet. */
