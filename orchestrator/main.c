@@ -75,6 +75,11 @@ static void usage(FILE *out)
 "  help                             this text\n"
 "  version                          print the version\n"
 "\n"
+"Commands to a running exercise go through the HTTP API when `cyrange serve`\n"
+"runs it (its session for the command line is in <state>/EXERCISE/api.json,\n"
+"root only), else to the control socket of `cyrange run`; exec and probe\n"
+"always use the control socket.\n"
+"\n"
 "Exit status: 0 success, 1 invalid input or failure, 2 usage error.\n"
 "Scenario format: scenarios/FORMAT.md; JSON Schema: scenarios/schema.json.\n",
         out);
