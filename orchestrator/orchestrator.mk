@@ -8,7 +8,10 @@ CORE_SRCS := orchestrator/diag.c orchestrator/jpos.c orchestrator/units.c \
              agents/proto.c agents/action_table.c \
              $(wildcard scoring/*.c) \
              $(wildcard orchestrator/checks.c orchestrator/store.c orchestrator/httpd.c \
-                        orchestrator/websock.c orchestrator/api.c orchestrator/auth.c \
+                        orchestrator/websock.c orchestrator/api.c orchestrator/api_users.c \
+                        orchestrator/api_range.c orchestrator/api_findings.c \
+                        orchestrator/api_reports.c orchestrator/api_inbox.c \
+                        orchestrator/api_scores.c orchestrator/api_console.c orchestrator/auth.c \
                         orchestrator/wire.c orchestrator/findings.c orchestrator/scorecard.c \
                         orchestrator/console.c orchestrator/apiclient.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)

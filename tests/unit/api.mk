@@ -1,4 +1,4 @@
-# tests/unit/api.mk — cmocka tests of the API (orchestrator/api.c): a real
+# tests/unit/api.mk — cmocka tests of the API (orchestrator/api*.c): a real
 # httpd on 127.0.0.1, a real store in a temporary directory, real auth, the
 # plan of scenarios/targeted-mail.json and a raw-socket client in a second
 # thread.  Also checks that web/openapi.json lists exactly api_routes().
