@@ -161,18 +161,13 @@ $V start "$dom" >/dev/null || die "cannot start $dom"
 # ---- checks from the host ---------------------------------------------------------
 cat >"$work/check.py" <<'EOF'
 import json, socket, statistics, sys, time
+sys.path.insert(0, "tests/integration")
+from testlib import not_ok, ok, summary
 
 sock, have_shims = sys.argv[1], sys.argv[2] == "1"
-passed = failed = 0
 
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print("ok   " + what)
-    else:
-        failed += 1
-        print("FAIL " + what)
+def check(cond, what):
+    (ok if cond else not_ok)(what)
 
 class Chan:
     def __init__(self, timeout):
@@ -358,8 +353,7 @@ try:
     main()
 except Exception as e:
     check(False, "exception: %r" % (e,))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+sys.exit(summary())
 EOF
 set +e
 python3 "$work/check.py" "$state/agent.sock" "$have_shims"

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 TMP=$(mktemp -d)
 EX="ie2e$$"
 SERVE_PID=""
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(python3 -c 'import sys; sys.path.insert(0, "tests/integration"); import testlib; print(testlib.free_port())')
 
 cleanup() {
     if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then

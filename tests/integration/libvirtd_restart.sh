@@ -23,71 +23,16 @@ import time
 
 sys.path.insert(0, "tests/integration")
 from api_client import ApiError, Session, WebSocket  # noqa: E402
+from testlib import CYRANGE, check, cy, failed, free_port, not_ok, ok, summary, wait  # noqa: E402
 
-CYRANGE = os.environ.get("CYRANGE", "./build/cyrange").split()
 EX = "lvr%d" % os.getpid()
 SCN = "tests/integration/score.json"
 PIDFILE = "/run/libvirtd.pid"
-PASS = FAIL = 0
 proc = None
 log_path = "/tmp/%s-serve.log" % EX
 
 
-def ok(msg):
-    global PASS
-    PASS += 1
-    print("ok   - " + msg, flush=True)
-
-
-def not_ok(msg, detail=""):
-    global FAIL
-    FAIL += 1
-    print("FAIL - " + msg, flush=True)
-    for line in str(detail).splitlines()[-15:]:
-        print("       | " + line, flush=True)
-
-
-def check(msg, fn):
-    try:
-        r = fn()
-        if r is False or r is None:
-            not_ok(msg, "returned %r" % (r,))
-            return None
-        ok(msg)
-        return r
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        not_ok(msg, repr(e))
-        return None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 PORT = free_port()
-
-
-def cy(*args, stdin=None, timeout=120):
-    return subprocess.run(CYRANGE + list(args), input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def wait(fn, secs=60, every=0.5):
-    end = time.time() + secs
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001
-            last = e
-        time.sleep(every)
-    raise RuntimeError("timed out after %d s; last: %r" % (secs, last))
 
 
 def log():
@@ -210,7 +155,7 @@ def cleanup():
         subprocess.run(["scripts/libvirtd-start.sh"], capture_output=True, timeout=60)
     cy("down", EX)
     subprocess.run(["rm", "-rf", "/var/lib/cyrange/records/" + EX])
-    if FAIL == 0 and os.path.exists(log_path):
+    if failed() == 0 and os.path.exists(log_path):
         os.unlink(log_path)
 
 
@@ -292,8 +237,8 @@ if __name__ == "__main__":
         not_ok("unexpected error", repr(e))
     finally:
         cleanup()
-    print("%d passed, %d failed" % (PASS, FAIL))
-    if FAIL and os.path.exists(log_path):
+    rc = summary()
+    if rc and os.path.exists(log_path):
         print("serve's log: " + log_path)
-    sys.exit(1 if FAIL else 0)
+    sys.exit(rc)
 PY

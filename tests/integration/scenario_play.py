@@ -23,16 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 from api_client import Session  # noqa: E402
+import testlib  # noqa: E402
+from testlib import CYRANGE, cy, free_port, not_ok, ok, summary, wait  # noqa: E402
 
-CYRANGE = os.environ.get("CYRANGE", "./build/cyrange").split()
 URI = os.environ.get("CYRANGE_URI", "qemu:///system")
 # Wall seconds by which every step of the sped-up copy is due.
 PLAY_S = float(os.environ.get("PLAY_S", "120"))
-PASS = FAIL = 0
 
 # Per scenario: team 1's pass mark (the same figure is in the scenario's
 # instructor guide), the checks whose outage is the scenario's impact, those
@@ -59,58 +58,9 @@ DEFAULT = ["scenarios/%s.json" % n for n in PLAYS]
 TERMINAL = ("succeeded", "failed", "skipped", "not taken")
 
 
-def ok(msg):
-    global PASS
-    PASS += 1
-    print("ok   - " + msg, flush=True)
-
-
-def not_ok(msg, detail=""):
-    global FAIL
-    FAIL += 1
-    print("FAIL - " + msg, flush=True)
-    for line in str(detail).splitlines()[-15:]:
-        print("       | " + line, flush=True)
-
-
 def check(msg, fn):
-    try:
-        r = fn()
-        if r is False or r is None:
-            not_ok(msg, "returned %r" % (r,))
-            return None
-        ok(msg)
-        return r
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        not_ok(msg, "".join(traceback.format_exception(e))[-1500:])
-        return None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cy(*args, stdin=None, timeout=120):
-    return subprocess.run(CYRANGE + list(args), input=stdin, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def wait(fn, secs, every=1.0):
-    end = time.time() + secs
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001
-            last = e
-        time.sleep(every)
-    raise RuntimeError("timed out; last: %r" % (last,))
+    """A check here reports the tail of the traceback when fn raises."""
+    return testlib.check(msg, fn, describe=testlib.traceback_tail)
 
 
 class Play:
@@ -426,5 +376,5 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     finally:
-        print("%d passed, %d failed" % (PASS, FAIL))
-    sys.exit(1 if FAIL else 0)
+        rc = summary()
+    sys.exit(rc)

@@ -18,56 +18,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from api_client import ApiError, Session, WebSocket  # noqa: E402
+import testlib  # noqa: E402
+from testlib import CYRANGE, cy, free_port, not_ok, ok, summary, wait  # noqa: E402
 
-CYRANGE = os.environ.get("CYRANGE", "./build/cyrange").split()
 EX = "isv%d" % os.getpid()
 SCN = "tests/integration/score.json"
-PASS = FAIL = 0
 proc = None
 log_path = "/tmp/%s-serve.log" % EX
-
-
-def ok(msg):
-    global PASS
-    PASS += 1
-    print("ok   - " + msg, flush=True)
-
-
-def not_ok(msg, detail=""):
-    global FAIL
-    FAIL += 1
-    print("FAIL - " + msg, flush=True)
-    for line in str(detail).splitlines()[-15:]:
-        print("       | " + line, flush=True)
-
-
-def check(msg, fn):
-    try:
-        r = fn()
-        if r is False:
-            not_ok(msg, "returned False")
-        else:
-            ok(msg)
-        return r
-    except Exception as e:  # noqa: BLE001 - every failure is reported
-        not_ok(msg, repr(e))
-        return None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 PORT = free_port()
 
 
-def cy(*args, stdin=None):
-    return subprocess.run(CYRANGE + list(args), input=stdin, capture_output=True, text=True,
-                          timeout=120)
+def check(msg, fn):
+    """A check here passes when fn returns None (only False fails)."""
+    return testlib.check(msg, fn, none_passes=True)
 
 
 def start_serve(extra=()):
@@ -105,20 +68,6 @@ def timeline(team):
 
 def step_state(team, step):
     return [s for s in timeline(team)["steps"] if s["id"] == step][0]["state"]
-
-
-def wait(fn, secs=120, every=0.5):
-    end = time.time() + secs
-    last = None
-    while time.time() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001
-            last = e
-        time.sleep(every)
-    raise RuntimeError("timed out; last: %r" % (last,))
 
 
 def cleanup():
@@ -314,5 +263,4 @@ if __name__ == "__main__":
         main()
     finally:
         cleanup()
-    print("%d passed, %d failed" % (PASS, FAIL))
-    sys.exit(1 if FAIL else 0)
+    sys.exit(summary())
