@@ -210,16 +210,19 @@ class Play:
         return True
 
     def leases(self):
-        """Every DHCP host of both teams has its lease (a default route):
-        serve reports the range ready before the leases, and an early step
-        on such a host would otherwise meet "Network is unreachable"."""
+        """Every DHCP host of both teams has its lease (a default route) as
+        soon as serve is up: the range is ready only once each DHCP client's
+        agent reports its address, so a step at the very start on such a
+        host does not meet "Network is unreachable"."""
         for h in self.scn["hosts"]:
             if not any(n.get("dhcp") for n in h["nics"]):
                 continue
             for team in (1, 2):
-                wait(lambda t=team, n=h["name"]: "default" in cy(
-                    "exec", self.ex, "--team", str(t), "--host", n, "--",
-                    "/usr/bin/ip", "-4", "route", "show", "default").stdout, 120, 2)
+                r = cy("exec", self.ex, "--team", str(team), "--host", h["name"], "--",
+                       "/usr/bin/ip", "-4", "route", "show", "default")
+                if "default" not in r.stdout:
+                    raise RuntimeError("t%02d %s has no default route yet: %s%s"
+                                       % (team, h["name"], r.stdout, r.stderr))
         return True
 
     def play(self):
@@ -346,7 +349,7 @@ def run_one(path, idx):
             return
         if not check("%s: passwords set and everyone logs in" % sid, p.passwords):
             return
-        check("%s: every DHCP host has its lease before the start" % sid, p.leases)
+        check("%s: every DHCP host has its lease when the range is ready" % sid, p.leases)
         tl = check("%s: every step of both teams has a result" % sid, p.play)
         if tl is None:
             return

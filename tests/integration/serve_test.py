@@ -183,6 +183,50 @@ def main():
     check("... the reason names the finding",
           lambda: any("finding #%d" % f["id"] in r for r in score["reasons"]))
 
+    # The command line reaches serve through its API, with an instructor
+    # session handed over in a root-only file, not through the socket.
+    hand = "/var/lib/cyrange/%s/api.json" % EX
+
+    def handed():
+        wait(lambda: os.path.exists(hand), 20)
+        st = os.stat(hand)
+        return st.st_uid == 0 and (st.st_mode & 0o777) == 0o600
+    check("serve hands the command line a session in a root-only api.json", handed)
+
+    def cli_finding():
+        r = cy("finding", "add", EX, "--team", "1", "--host", "web",
+               "--description", "beacon seen from the command line")
+        m = re.search(r"finding #(\d+) filed", r.stdout)
+        return int(m.group(1)) if m else False
+
+    def finding(fid):
+        return [x for x in ins.call("GET", "/api/teams/1/findings") if x["id"] == fid][0]
+    cid = check("`cyrange finding add` files a finding", cli_finding)
+    check("... through the API: it is the instructor session's (by: instructor)",
+          lambda: finding(cid).get("by") == "instructor")
+    check("`cyrange finding label` relabels it through the API",
+          lambda: cy("finding", "label", EX, str(cid), "benign").returncode == 0 and
+          finding(cid).get("label") == "benign" and finding(cid).get("label_by") == "instructor")
+
+    def clock(team):
+        return [t for t in ins.call("GET", "/api/timeline")["teams"] if t["team"] == team][0]["clock"]
+    check("`cyrange pause EX --team 2` pauses team 2 only",
+          lambda: cy("pause", EX, "--team", "2").returncode == 0 and clock(2) == "paused" and
+          clock(1) != "paused")
+    check("`cyrange resume EX --team 2` resumes it",
+          lambda: cy("resume", EX, "--team", "2").returncode == 0 and clock(2) != "paused")
+    check("`cyrange skip` of an unknown step answers the API's error",
+          lambda: "unknown or missing" in cy("skip", EX, "no-such-step").stderr)
+
+    def cli_status():
+        d = json.loads(cy("status", EX, "--json").stdout)
+        g = [x for x in d if x.get("exercise") == EX][0]["guests"]
+        return len(g) == 6 and all(x["state"] == "ready" for x in g)
+    check("`cyrange status` lists every guest ready (GET /api/guests)", cli_status)
+    check("`cyrange score --team 1 --json` answers with the graded axes",
+          lambda: "reports" in json.loads(cy("score", EX, "--team", "1", "--json").stdout)[0]["axes"]
+          if cy("score", EX, "--team", "1", "--json").returncode == 0 else False)
+
     check("the score over time has snapshots (GET /api/teams/1/scores/series)",
           lambda: wait(lambda: len(t1.call("GET", "/api/teams/1/scores/series")) >= 1, 40))
 
@@ -243,11 +287,15 @@ def main():
     check("... greater than every earlier one", lambda: f2["id"] > max(x["id"] for x in before))
     check("the console works after the restart", console)
 
+    check("the CLI works again after the restart (a new session handed over)",
+          lambda: cy("timeline", EX).returncode == 0 and handed())
+
     proc.send_signal(signal.SIGINT)
     proc.wait(120)
     check("Ctrl-C stops serve and removes the range",
           lambda: subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
                                  capture_output=True, text=True).stdout.count(EX + "-") == 0)
+    check("... and the command line's session file", lambda: not os.path.exists(hand))
 
 
 def _ws_refused(path, cookie):
