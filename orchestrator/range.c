@@ -20,6 +20,9 @@
 
 #define CONFIG_TIMEOUT_MS 15000
 #define HEALTH_TIMEOUT_MS 5000
+/* A DHCP client's server is another guest of the team, booting as well. */
+#define LEASE_TIMEOUT_MS 120000
+#define LEASE_POLL_MS 1000
 
 typedef struct range_guest {
     range *r;
@@ -36,6 +39,9 @@ typedef struct range_guest {
     json_t *health;             /* last health reply */
     int answered;               /* attach: agent answered or gave up */
     int configuring;
+    int leasing;                /* configured, waiting for its DHCP lease */
+    int lease_asking;           /* a health request for it is out */
+    uint64_t t_configured;
 } range_guest;
 
 /* Messages from the worker thread to the loop. */
@@ -86,6 +92,7 @@ struct range {
     char rebuild_msg[512];
     uv_timer_t monitor;         /* periodic health requests (run) */
     int monitor_on;
+    uv_timer_t lease;           /* polls guests waiting for a DHCP lease */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1309,6 +1316,96 @@ static void check_all_ready(range *r)
     finish(r, 1, "every agent is ready");
 }
 
+static void guest_ready(range *r, range_guest *g, const char *how)
+{
+    g->state = RANGE_G_READY;
+    g->t_ready = uv_now(r->loop);
+    emit(r, RANGE_EV_GUEST, (int)(g - r->guests), "%s ready (%.1f s after start%s)",
+         g->domain, range_guest_ready_s(r, (size_t)(g - r->guests)), how);
+    check_all_ready(r);
+}
+
+static int has_dhcp(const range *r, const range_guest *g)
+{
+    const scn_host *h = &r->plan->scn->hosts[g->host];
+    for (size_t k = 0; k < h->n_nics; k++)
+        if (h->nics[k].dhcp)
+            return 1;
+    return 0;
+}
+
+/* 1 when every DHCP NIC of `g` (known by its MAC) has an IPv4 address in
+ * the agent's health reply. */
+static int leased(const range *r, const range_guest *g, const json_t *health)
+{
+    const scn_host *h = &r->plan->scn->hosts[g->host];
+    const plan_host *ph = &r->plan->teams[g->team_idx].hosts[g->host];
+    for (size_t k = 0; k < h->n_nics; k++) {
+        json_t *f, *a;
+        size_t i, j;
+        int found = 0;
+        if (!h->nics[k].dhcp)
+            continue;
+        json_array_foreach(json_object_get(health, "ifaces"), i, f) {
+            const char *mac = json_string_value(json_object_get(f, "mac"));
+            if (mac == NULL || strcasecmp(mac, ph->nics[k].mac) != 0)
+                continue;
+            json_array_foreach(json_object_get(f, "addrs"), j, a)
+                found |= json_is_string(a) && strchr(json_string_value(a), '.') != NULL;
+        }
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+static void lease_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
+{
+    range_guest *g = opaque;
+    range *r = g->r;
+    (void)l;
+    (void)why;
+    g->lease_asking = 0;
+    if (!g->leasing || r->failed || r->closing)
+        return;
+    if (m != NULL && m->u.reply.ok && leased(r, g, m->u.reply.body)) {
+        json_decref(g->health);
+        g->health = json_incref(m->u.reply.body);
+        g->leasing = 0;
+        guest_ready(r, g, ", with its DHCP lease");
+    }
+}
+
+/* Steps may start once the range is ready: a DHCP client without its lease
+ * yet would meet "Network is unreachable", so such a guest is ready only
+ * once its agent reports an address on every DHCP NIC. */
+static void lease_tick(uv_timer_t *t)
+{
+    range *r = t->data;
+    int waiting = 0;
+    for (size_t i = 0; i < r->n_guests && !r->failed && !r->closing; i++) {
+        range_guest *g = &r->guests[i];
+        proto_err pe;
+        json_t *req;
+        if (!g->leasing)
+            continue;
+        waiting = 1;
+        if (uv_now(r->loop) - g->t_configured > LEASE_TIMEOUT_MS) {
+            g->leasing = 0;
+            fail(r, "%s: no DHCP lease %d s after its configuration (is the team's DHCP "
+                 "server up on its segment?)", g->domain, LEASE_TIMEOUT_MS / 1000);
+            return;
+        }
+        if (g->lease_asking || g->link == NULL || !agentlink_connected(g->link))
+            continue;
+        if ((req = proto_build_health_req(0, &pe)) != NULL &&
+            agentlink_request(g->link, req, HEALTH_TIMEOUT_MS, lease_reply, g) == 0)
+            g->lease_asking = 1;
+    }
+    if (!waiting || r->failed || r->closing)
+        uv_timer_stop(t);
+}
+
 static void config_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
 {
     range_guest *g = opaque;
@@ -1325,11 +1422,16 @@ static void config_reply(agentlink *l, const proto_msg *m, const char *why, void
              m->u.reply.error ? m->u.reply.error : "?");
         return;
     }
-    g->state = RANGE_G_READY;
-    g->t_ready = uv_now(r->loop);
-    emit(r, RANGE_EV_GUEST, (int)(g - r->guests), "%s ready (%.1f s after start)",
-         g->domain, range_guest_ready_s(r, (size_t)(g - r->guests)));
-    check_all_ready(r);
+    if (has_dhcp(r, g)) {
+        g->leasing = 1;
+        g->t_configured = uv_now(r->loop);
+        emit(r, RANGE_EV_GUEST, (int)(g - r->guests), "%s: configured, waiting for its DHCP lease",
+             g->domain);
+        if (!uv_is_active((uv_handle_t *)&r->lease))
+            uv_timer_start(&r->lease, lease_tick, 0, LEASE_POLL_MS);
+        return;
+    }
+    guest_ready(r, g, "");
 }
 
 static void health_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
@@ -1563,13 +1665,14 @@ static void timeout_cb(uv_timer_t *t)
 static int init_handles(range *r, char *err, size_t errlen)
 {
     if (uv_async_init(r->loop, &r->async, async_cb) < 0 ||
-        uv_timer_init(r->loop, &r->timer) < 0) {
+        uv_timer_init(r->loop, &r->timer) < 0 || uv_timer_init(r->loop, &r->lease) < 0) {
         snprintf(err, errlen, "cannot initialise loop handles");
         return -1;
     }
     r->async.data = r;
     r->timer.data = r;
-    r->handles_open = 2;
+    r->lease.data = r;
+    r->handles_open = 3;
     return 0;
 }
 
@@ -1825,9 +1928,10 @@ void range_close(range *r, void (*closed)(void *opaque), void *opaque)
     virt_close(r->events);
     r->events = NULL;
     close_links(r);
-    if (r->handles_open >= 2) {
+    if (r->handles_open >= 3) {
         uv_close((uv_handle_t *)&r->async, handle_closed);
         uv_close((uv_handle_t *)&r->timer, handle_closed);
+        uv_close((uv_handle_t *)&r->lease, handle_closed);
         if (r->monitor_on)
             uv_close((uv_handle_t *)&r->monitor, handle_closed);
     } else if (r->links_open == 0) {
