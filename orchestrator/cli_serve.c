@@ -39,6 +39,7 @@ struct serve_ctx {
     int port;
     char bind[64];
     char *cli_file;            /* <state>/<exercise>/api.json, once written */
+    uint64_t cli_minted;       /* uv_now() of its session, 0: none yet */
     char *state_dir;
     int closing;
     uv_timer_t score_timer;    /* score snapshots for the plots */
@@ -119,11 +120,21 @@ static console_hub *op_consoles(void *opaque)
 
 #define SCORE_SNAPSHOT_MS 30000
 
+static void cli_session_start(serve_ctx *s);
+
+/* The command line's session is renewed at half its life, so a range
+ * served longer than a session lasts still answers the CLI. */
+#define CLI_SESSION_RENEW_MS (AUTH_SESSION_TTL_MS / 2)
+
 static void on_score_timer(uv_timer_t *t)
 {
     serve_ctx *s = t->data;
     struct timespec now;
 
+    if (s->cli_minted && !s->closing && uv_now(s->loop) - s->cli_minted > CLI_SESSION_RENEW_MS) {
+        s->cli_minted = uv_now(s->loop);
+        cli_session_start(s);
+    }
     if (s->x == NULL || s->a == NULL)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -200,7 +211,9 @@ static void cli_session_minted(const auth_result *res, void *opaque)
         unlink(tmp);
         goto cleanup;
     }
+    free(s->cli_file);
     s->cli_file = path;
+    s->cli_minted = uv_now(s->loop);
     path = NULL;
 cleanup:
     if (text)
