@@ -36,26 +36,29 @@ PLAY_S = float(os.environ.get("PLAY_S", "120"))
 # Per scenario: team 1's pass mark (the same figure is in the scenario's
 # instructor guide), the checks whose outage is the scenario's impact, those
 # of them the good team must bring back, and
-# what the good team does on its hosts once a step has landed: (step, host,
-# shell command) — a restart of a stopped service, a restore from backup.
+# what the good team does on its hosts once a step has landed and the team
+# has seen its check go down: (step, host, shell command, check) — a restart
+# of a stopped service, a restore from backup.
 PLAYS = {
     "targeted-mail": {"threshold": 70, "impact": [], "fixes": []},
     "ddos-major-event": {
         "threshold": 65, "impact": ["www-from-internet", "partner-link"],
         "restored": ["partner-link"],
-        "fixes": [("partner-fault", "pgw", "/etc/cyrange/start-services")]},
+        "fixes": [("partner-fault", "pgw", "/etc/cyrange/start-services", "partner-link")]},
     "trading-intrusion": {"threshold": 70, "impact": [], "fixes": []},
     "ransomware-fileserver": {
         "threshold": 65, "impact": ["files-ftp", "docs-portal"],
         "restored": ["files-ftp", "docs-portal"],
-        "fixes": [("stop-ftp", "files", "/etc/cyrange/start-services"),
+        "fixes": [("stop-ftp", "files", "/etc/cyrange/start-services", "files-ftp"),
                   ("encrypt-portal", "files",
                    "cp -a /srv/backup/www/docs/. /srv/www/docs/ && "
-                   "rm -f /srv/www/docs/*.locked /srv/www/docs/README-RESTORE-FILES.txt")]},
+                   "rm -f /srv/www/docs/*.locked /srv/www/docs/README-RESTORE-FILES.txt",
+                   "docs-portal")]},
     "data-leak-sqli": {"threshold": 70, "impact": [], "fixes": []},
 }
 DEFAULT = ["scenarios/%s.json" % n for n in PLAYS]
 TERMINAL = ("succeeded", "failed", "skipped", "not taken")
+NOTICE_S = 90  # the longest the good team waits to see a check go down
 
 
 def check(msg, fn):
@@ -80,6 +83,7 @@ class Play:
         self.filed = {}        # step id -> finding id (team 1)
         self.answered = set()  # inbox ids answered by team 1
         self.fixed = set()
+        self.landed = {}       # step id -> when the good team saw it end
 
     # -- setup --------------------------------------------------------------
     def fast_copy(self):
@@ -183,9 +187,16 @@ class Play:
                                   "restored; next update in 30 minutes from the incident "
                                   "lead." % item["subject"]})
             self.answered.add(item["id"])
-        for step, host, cmd in self.conf["fixes"]:
+        for step, host, cmd, cid in self.conf["fixes"]:
             st = [s for s in tl[1]["steps"] if s["id"] == step]
             if step in self.fixed or not st or st[0]["state"] not in ("succeeded", "failed"):
+                continue
+            # A team repairs what it has seen broken: wait until the check
+            # shows the outage (its interval is wall-clock, a fast team
+            # could otherwise repair before any probe noticed), at most
+            # NOTICE_S after the step.
+            landed = self.landed.setdefault(step, time.time())
+            if not self.check_down(cid) and time.time() - landed < NOTICE_S:
                 continue
             r = cy("exec", self.ex, "--team", "1", "--host", host, "--", "sh", "-c", cmd,
                    timeout=90)
@@ -194,6 +205,16 @@ class Play:
                 not_ok("team 1 fixes %s on %s" % (step, host), r.stdout + r.stderr)
             else:
                 ok("team 1 fixes %s on %s (%s)" % (step, host, cmd.split()[0]))
+
+    def repaired(self, tl):
+        """The good team has repaired every step that landed on it."""
+        ended = {s["id"] for s in tl[1]["steps"] if s["state"] in ("succeeded", "failed")}
+        return all(f[0] in self.fixed for f in self.conf["fixes"] if f[0] in ended)
+
+    def check_down(self, cid):
+        """Team 1's map shows check `cid` failing."""
+        m = self.t1.call("GET", "/api/teams/1/map")
+        return any(c["id"] == cid and c.get("up") is False for c in m.get("checks", []))
 
     def timeline(self):
         d = self.ins.call("GET", "/api/timeline")
@@ -233,7 +254,7 @@ class Play:
         while time.time() < end:
             tl = self.timeline()
             self.tick(tl)
-            if self.all_done(tl):
+            if self.all_done(tl) and self.repaired(tl):
                 # Let the checks probe the restored services a few times.
                 time.sleep(25)
                 self.tick(self.timeline())
