@@ -3,6 +3,7 @@
  * guest's serial console through console.h's hub.  Private to the API
  * (api_int.h).
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "api_int.h"
@@ -46,12 +47,17 @@ static void con_data(void *opaque, const char *data, size_t len)
 static void con_closed(void *opaque, console_end why, const char *msg)
 {
     con *k = opaque;
-    (void)msg;
+    char reason[128];
     if (k->ended)
         return;
     k->ended = 1;
+    /* The viewer (and the web UI's status line) learns why; websock cuts
+     * the reason to what a close frame holds. */
+    snprintf(reason, sizeof reason, "%s%s%s",
+             why == CONSOLE_END_OPEN_FAILED ? "console unavailable" : "console ended",
+             msg && *msg ? ": " : "", msg ? msg : "");
     websock_close(k->ws, why == CONSOLE_END_EOF || why == CONSOLE_END_SHUTDOWN ? 1000 : 1011,
-                  why == CONSOLE_END_OPEN_FAILED ? "console unavailable" : "console ended");
+                  reason);
 }
 
 static void con_message(websock *ws, int is_text, const char *data, size_t len, void *opaque)
@@ -115,8 +121,10 @@ void api_h_console_ws(api *a, httpd_req *req, const call *c)
     a->cons = k;
     k->v = console_attach(hub, dom, &ccbs, k, err, sizeof err);
     if (k->v == NULL) {
+        char reason[300];
         k->ended = 1;
-        websock_close(k->ws, 1011, "console unavailable");
+        snprintf(reason, sizeof reason, "console unavailable: %s", err);
+        websock_close(k->ws, 1011, reason);
     }
 }
 

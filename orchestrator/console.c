@@ -48,6 +48,8 @@ struct console_hub {
     unsigned grace_ms;
     console_session *sessions;
     uv_timer_t kick;            /* catches new viewers up after attach */
+    uv_timer_t watch;           /* ends stale sessions while any is open */
+    int handles_open;           /* kick and watch, until their close */
     int closing;
     int freeing;
     void (*done)(void *opaque);
@@ -299,6 +301,34 @@ static const virt_console_cbs session_vcbs = {
     .on_closed = session_on_closed,
 };
 
+#define STALE_MSG "libvirtd restarted: the console stream is gone, reconnect"
+
+/* A session whose stream was opened on a libvirt connection since lost may
+ * never hear of its end from libvirt: it is ended here, its viewers told to
+ * reconnect.  1 when it was stale. */
+static int session_stale(console_session *s)
+{
+    if (s->state != S_OPEN || s->vc == NULL || s->vc_closing || !virt_console_stale(s->vc))
+        return 0;
+    session_end(s, CONSOLE_END_ERROR, STALE_MSG, 0);
+    return 1;
+}
+
+/* Every CONSOLE_WATCH_MS while sessions exist: a viewer left on a stream
+ * of a lost connection hears that it ended, even if it never types. */
+static void watch_cb(uv_timer_t *t)
+{
+    console_hub *h = t->data;
+    int any = 0;
+    for (console_session *s = h->sessions; s != NULL; s = s->next) {
+        any = 1;
+        if (s->listed)
+            session_stale(s);
+    }
+    if (!any)
+        uv_timer_stop(&h->watch);
+}
+
 static console_session *session_new(console_hub *h, const char *domain,
                                     char *err, size_t errlen)
 {
@@ -328,6 +358,8 @@ static console_session *session_new(console_hub *h, const char *domain,
     s->listed = 1;
     s->next = h->sessions;
     h->sessions = s;
+    if (!uv_is_active((uv_handle_t *)&h->watch))
+        uv_timer_start(&h->watch, watch_cb, CONSOLE_WATCH_MS, CONSOLE_WATCH_MS);
     return s;
 }
 
@@ -357,6 +389,9 @@ console_hub *console_hub_new(uv_loop_t *loop, virt_conn *conn)
     h->grace_ms = CONSOLE_GRACE_MS;
     h->kick.data = h;
     uv_timer_init(loop, &h->kick);
+    h->watch.data = h;
+    uv_timer_init(loop, &h->watch);
+    h->handles_open = 2;
     return h;
 }
 
@@ -368,6 +403,8 @@ void console_hub_set_grace(console_hub *h, unsigned ms)
 static void hub_free_cb(uv_handle_t *handle)
 {
     console_hub *h = handle->data;
+    if (--h->handles_open > 0)
+        return;
     void (*done)(void *) = h->done;
     void *done_opaque = h->done_opaque;
     free(h);
@@ -381,6 +418,7 @@ static void hub_maybe_finish(console_hub *h)
         return;
     h->freeing = 1;
     uv_close((uv_handle_t *)&h->kick, hub_free_cb);
+    uv_close((uv_handle_t *)&h->watch, hub_free_cb);
 }
 
 void console_hub_close(console_hub *h, void (*done)(void *opaque), void *opaque)
@@ -391,6 +429,7 @@ void console_hub_close(console_hub *h, void (*done)(void *opaque), void *opaque)
     h->done = done;
     h->done_opaque = opaque;
     uv_timer_stop(&h->kick);
+    uv_timer_stop(&h->watch);
     for (console_session *s = h->sessions; s != NULL; s = s->next)
         session_end(s, CONSOLE_END_SHUTDOWN, "the console service is shutting down", 0);
     hub_maybe_finish(h);
@@ -420,6 +459,8 @@ console_viewer *console_attach(console_hub *h, const char *domain,
     for (s = h->sessions; s != NULL; s = s->next)
         if (s->listed && strcmp(s->domain, domain) == 0)
             break;
+    if (s != NULL && session_stale(s))
+        s = NULL; /* ended and unlisted: a fresh stream below */
     v = calloc(1, sizeof(*v));
     if (v == NULL) {
         set_msg(err, errlen, "out of memory");
@@ -454,6 +495,10 @@ int console_write(console_viewer *v, const void *data, size_t len,
     virt_err verr = {0};
     if (!viewer_live(v) || s->state == S_ENDED || s->vc == NULL || s->vc_closing) {
         set_msg(err, errlen, "the console has ended");
+        return -1;
+    }
+    if (session_stale(s)) {
+        set_msg(err, errlen, STALE_MSG);
         return -1;
     }
     if (virt_console_write(s->vc, data, len, &verr) < 0) {

@@ -14,6 +14,12 @@
  * `virsh console`), and loses it, with on_closed(CONSOLE_END_ERROR), when
  * another client forces it.
  *
+ * Daemon restarts: a stream opened on a libvirt connection that was since
+ * lost carries nothing again, and libvirt does not always report its end.
+ * The hub checks its sessions every CONSOLE_WATCH_MS (and on each attach and
+ * write) and ends such a session with on_closed(CONSOLE_END_ERROR, "libvirtd
+ * restarted ..."); the next attach opens a fresh stream.
+ *
  * Threads: every function here is called on the hub's loop thread, and
  * every callback runs on it.  The connection must have libvirt's event
  * thread running (virt_events_init before virt_open, then
@@ -35,6 +41,7 @@
 
 #define CONSOLE_SCROLLBACK (64u * 1024)
 #define CONSOLE_GRACE_MS 5000u
+#define CONSOLE_WATCH_MS 2000u
 
 typedef struct console_hub console_hub;
 typedef struct console_viewer console_viewer;

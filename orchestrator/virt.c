@@ -25,6 +25,7 @@ struct virt_conn {
     int keep;                   /* close callback registered on conn */
     int retry_timer;            /* libvirt timeout id, -1 when none */
     unsigned backoff_ms;
+    unsigned gen;               /* bumped when conn is lost or replaced (mu) */
 };
 
 static pthread_once_t events_once = PTHREAD_ONCE_INIT;
@@ -190,6 +191,8 @@ static void close_cb(virConnectPtr conn, int reason, void *opaque)
     int report;
     pthread_mutex_lock(&c->mu);
     report = !c->stopping && c->conn == conn && c->retry_timer < 0;
+    if (c->conn == conn)
+        c->gen++; /* streams opened on it are dead too */
     if (report) {
         c->backoff_ms = VIRT_RECONNECT_MIN_MS;
         arm_retry(c);
@@ -239,6 +242,7 @@ static void reconnect_timer(int timer, void *opaque)
     old_id = c->cb_id;
     c->conn = nc;
     c->cb_id = id;
+    c->gen++;
     pthread_mutex_unlock(&c->mu);
     /* On a dead connection these only drop local registrations (and their
      * references), which is what lets the old connection be freed. */
@@ -268,16 +272,20 @@ int virt_events_keep(virt_conn *c, virt_conn_cb cb, void *opaque, virt_err *err)
 }
 
 /* A reference to the current connection, for threads other than the event
- * thread (a reconnect may swap it); release it with virConnectClose. */
-static virConnectPtr conn_ref(virt_conn *c)
+ * thread (a reconnect may swap it); release it with virConnectClose.  `gen`
+ * (may be NULL) receives the connection's generation. */
+static virConnectPtr conn_ref(virt_conn *c, unsigned *gen)
 {
     virConnectPtr p;
     pthread_mutex_lock(&c->mu);
     p = c->conn;
     virConnectRef(p);
+    if (gen)
+        *gen = c->gen;
     pthread_mutex_unlock(&c->mu);
     return p;
 }
+
 
 void virt_close(virt_conn *c)
 {
@@ -813,6 +821,7 @@ struct virt_console {
     virt_console_end end_why;
     char end_msg[256];
     int released;              /* the barrier ran: no callback will run again */
+    unsigned gen;              /* of the connection the open used (mu) */
 };
 
 static void vc_err(virt_err *err, const char *msg)
@@ -1027,8 +1036,12 @@ static void vc_open_work(uv_work_t *w)
     virDomainPtr dom = NULL;
     virStreamPtr st = NULL;
     int rc, want_w;
+    unsigned gen;
 
-    conn = conn_ref(vc->conn);
+    conn = conn_ref(vc->conn, &gen);
+    pthread_mutex_lock(&vc->mu);
+    vc->gen = gen;
+    pthread_mutex_unlock(&vc->mu);
     dom = virDomainLookupByName(conn, vc->domain);
     if (dom == NULL) {
         set_err(&vc->open_err, "cannot look up domain %s", vc->domain);
@@ -1283,6 +1296,20 @@ virt_console *virt_console_open(uv_loop_t *loop, virt_conn *c, const char *domai
     }
     vc->work_busy = 1;
     return vc;
+}
+
+int virt_console_stale(virt_console *vc)
+{
+    unsigned now, mine;
+    if (vc->state != VC_OPEN)
+        return 0;
+    pthread_mutex_lock(&vc->conn->mu);
+    now = vc->conn->gen;
+    pthread_mutex_unlock(&vc->conn->mu);
+    pthread_mutex_lock(&vc->mu);
+    mine = vc->gen;
+    pthread_mutex_unlock(&vc->mu);
+    return now != mine;
 }
 
 int virt_console_write(virt_console *vc, const void *data, size_t len, virt_err *err)

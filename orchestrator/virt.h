@@ -194,6 +194,10 @@ typedef void (*virt_console_done_cb)(void *opaque);
 virt_console *virt_console_open(uv_loop_t *loop, virt_conn *c, const char *domain,
                                 const virt_console_cbs *cbs, void *opaque,
                                 virt_err *err);
+/* 1 when the console's stream was opened on a libvirt connection that has
+ * since been lost (libvirtd restarted): it will carry nothing again, even if
+ * libvirt has not reported its end yet.  Loop thread. */
+int virt_console_stale(virt_console *vc);
 /* Queues `len` bytes of input for the guest (copied), also before the
  * stream is open.  0, or -1 (and `err`) when the console has ended or the
  * input queue (VIRT_CONSOLE_IN_MAX) would overflow; nothing is queued then. */

@@ -1521,8 +1521,12 @@ static void c_console(fix *f)
     CHECK_STATUS(f, &r, 101);
     op = ws_read(fd, &b, &d, &l);
     CHECK(f, op == 8 && l >= 2);
-    if (op == 8 && l >= 2)
+    if (op == 8 && l >= 2) {
         CHECK(f, ((unsigned char)d[0] << 8 | (unsigned char)d[1]) == 1011);
+        /* The reason says why, so the viewer's status line can too. */
+        CHECK(f, l > 2 + strlen("console unavailable: ") &&
+                     memcmp(d + 2, "console unavailable: ", strlen("console unavailable: ")) == 0);
+    }
     free(d);
     ws_send(fd, 8, "\x03\xf3", 2);
     close(fd);
