@@ -1138,6 +1138,7 @@ int auth_provision_team_users(auth *a, int n_teams, int members_per_team, auth_c
     json_t *all = NULL;
     store_err se = { 0, "" };
     int have_instructor = 0, cap, queued = 0;
+    char instructor[AUTH_NAME_MAX + 1] = "instructor";
     size_t i;
     json_t *row;
 
@@ -1150,10 +1151,16 @@ int auth_provision_team_users(auth *a, int n_teams, int members_per_team, auth_c
     all = store_users_list(a->st, &se);
     if (all == NULL)
         return defer_error(a, cb, opaque, AUTH_EIO, 0, se.msg);
+    /* The first instructor account is listed (as existing) beside the team
+     * accounts, so whoever starts the exercise knows which name to use. */
     json_array_foreach(all, i, row)
-        if (auth_role_parse(json_string_value(json_object_get(row, "role"))) ==
-            AUTH_ROLE_INSTRUCTOR)
+        if (!have_instructor &&
+            auth_role_parse(json_string_value(json_object_get(row, "role"))) ==
+                AUTH_ROLE_INSTRUCTOR) {
             have_instructor = 1;
+            snprintf(instructor, sizeof(instructor), "%s",
+                     json_string_value(json_object_get(row, "name")));
+        }
     json_decref(all);
 
     cap = n_teams * members_per_team + 1;
@@ -1166,8 +1173,7 @@ int auth_provision_team_users(auth *a, int n_teams, int members_per_team, auth_c
     p->cb = cb;
     p->opaque = opaque;
     p->kick.data = p;
-    if (!have_instructor)
-        prov_want(p, "instructor", "instructor", 0);
+    prov_want(p, instructor, "instructor", 0);
     for (int t = 1; t <= n_teams && p->code == AUTH_OK; t++)
         for (int m = 1; m <= members_per_team && p->code == AUTH_OK; m++) {
             char name[AUTH_NAME_MAX + 1];

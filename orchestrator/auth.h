@@ -233,7 +233,8 @@ const char *auth_role_name(auth_role r);  /* "instructor", ...; NULL */
 
 /* Creates the members t01-1 .. tNN-M (role member, team N) and an
  * `instructor` account when no instructor exists, each with a generated
- * password (hashed on the thread pool).  Existing accounts are left alone.
+ * password (hashed on the thread pool).  Existing accounts are left alone;
+ * the first existing instructor is listed among them.
  * The callback gets res->users: every wanted account, with its password
  * when it was created now, or "existing": true; the passwords are shown
  * only there, never stored or logged.  n_teams 1..99, members 1..20.

@@ -244,10 +244,13 @@ static void print_credentials(const auth_result *res, void *opaque)
     }
     json_array_foreach(res->users, i, u)
         shown += json_is_string(json_object_get(u, "password"));
-    if (shown)
-        printf("\naccounts (new passwords are shown only this once):\n"
-               "  %-14s %-11s %-5s %s\n", "USER", "ROLE", "TEAM", "PASSWORD");
-    json_array_foreach(shown ? res->users : NULL, i, u) {
+    /* The table always: whoever runs the exercise needs the names, also
+     * when every account exists already. */
+    printf("\naccounts (%s):\n  %-14s %-11s %-5s %s\n",
+           shown ? "new passwords are shown only this once"
+                 : "the team accounts exist already; `cyrange users list`",
+           "USER", "ROLE", "TEAM", "PASSWORD");
+    json_array_foreach(res->users, i, u) {
         const char *pw = json_string_value(json_object_get(u, "password"));
         json_t *team = json_object_get(u, "team");
         char tbuf[8] = "-";
@@ -257,9 +260,7 @@ static void print_credentials(const auth_result *res, void *opaque)
                json_string_value(json_object_get(u, "role")), tbuf,
                pw ? pw : "(exists; `cyrange users passwd NAME` sets a new one)");
     }
-    if (!shown)
-        printf("\naccounts: the team accounts exist already (`cyrange users list`; "
-               "`cyrange users passwd NAME` sets a new password)\n");
+
     printf("web UI: http://%s:%d/\n\n", s->bind, s->port);
     fflush(stdout);
     cli_session_start(s);

@@ -92,6 +92,14 @@ def main():
     text = open(log_path).read()
     check("the first start prints the generated accounts or says they exist",
           lambda: "accounts (new passwords" in text or "accounts exist already" in text)
+    def accounts_table():
+        t = open(log_path).read()
+        if re.search(r"^  \S+ +instructor +- ", t, re.M) and \
+                all(re.search(r"^  t0%d-1 +member +%d " % (n, n), t, re.M) for n in (1, 2)):
+            return True
+        i = t.find("accounts (")
+        raise RuntimeError(t[i:i + 600] if i >= 0 else t[-1500:])
+    check("the accounts table names an instructor and every team's members", accounts_table)
     check("the web UI's address is printed", lambda: ("http://127.0.0.1:%d/" % PORT) in text)
     for name, pw in (("instructor", "instructor-pass-1"), ("t01-1", "team-one-pass-1"),
                      ("t02-1", "team-two-pass-2")):

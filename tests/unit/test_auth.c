@@ -1047,11 +1047,14 @@ static void test_provision(void **state)
     assert_int_equal(auth_provision_team_users(f->a, 2, 2, on_auth, &b), 0);
     run_until(f, &b.calls, 1);
     assert_int_equal(b.rc, 0);
-    assert_int_equal(json_array_size(b.users), 4); /* an instructor exists */
+    /* The existing instructor is listed too, so the caller can name it. */
+    assert_int_equal(json_array_size(b.users), 5);
     json_array_foreach(b.users, i, u) {
         assert_null(json_object_get(u, "password"));
         assert_true(json_is_true(json_object_get(u, "existing")));
     }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(b.users, 0), "role")),
+                        "instructor");
     all = store_users_list(f->st, NULL);
     assert_int_equal(json_array_size(all), 5);
     json_decref(all);
