@@ -120,12 +120,8 @@ void api_h_console_ws(api *a, httpd_req *req, const call *c)
     k->next = a->cons;
     a->cons = k;
     k->v = console_attach(hub, dom, &ccbs, k, err, sizeof err);
-    if (k->v == NULL) {
-        char reason[300];
-        k->ended = 1;
-        snprintf(reason, sizeof reason, "console unavailable: %s", err);
-        websock_close(k->ws, 1011, reason);
-    }
+    if (k->v == NULL)
+        con_closed(k, CONSOLE_END_OPEN_FAILED, err);
 }
 
 void api_consoles_close(api *a)

@@ -260,7 +260,6 @@ static void print_credentials(const auth_result *res, void *opaque)
                json_string_value(json_object_get(u, "role")), tbuf,
                pw ? pw : "(exists; `cyrange users passwd NAME` sets a new one)");
     }
-
     printf("web UI: http://%s:%d/\n\n", s->bind, s->port);
     fflush(stdout);
     cli_session_start(s);

@@ -273,19 +273,17 @@ int virt_events_keep(virt_conn *c, virt_conn_cb cb, void *opaque, virt_err *err)
 
 /* A reference to the current connection, for threads other than the event
  * thread (a reconnect may swap it); release it with virConnectClose.  `gen`
- * (may be NULL) receives the connection's generation. */
+ * receives the connection's generation. */
 static virConnectPtr conn_ref(virt_conn *c, unsigned *gen)
 {
     virConnectPtr p;
     pthread_mutex_lock(&c->mu);
     p = c->conn;
     virConnectRef(p);
-    if (gen)
-        *gen = c->gen;
+    *gen = c->gen;
     pthread_mutex_unlock(&c->mu);
     return p;
 }
-
 
 void virt_close(virt_conn *c)
 {
