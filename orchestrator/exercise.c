@@ -29,8 +29,18 @@ typedef struct team_ctx {
     int resetting;
 } team_ctx;
 
+/* An agent request in flight.  The exercise keeps them listed: when it is
+ * freed before the agent links close (Ctrl-C during a step), it orphans
+ * them (t = NULL) and their replies, which the closing link still
+ * delivers, only free them. */
+typedef struct inflight inflight;
+struct inflight {
+    inflight *prev, *next;
+    team_ctx *t;               /* NULL once the exercise is gone */
+};
+
 typedef struct pending_step {
-    team_ctx *t;
+    inflight in;               /* first: the list links requests of both kinds */
     int step;
     unsigned epoch;            /* the team's reset count when dispatched */
     char actor_addr[20];
@@ -46,6 +56,7 @@ struct exercise {
     team_ctx *teams;
     int n_teams;
     unsigned *epochs;          /* per team: bumped by a reset */
+    inflight *inflight;        /* agent requests awaiting their reply */
     exercise_log_cb log;
     void *opaque;
     /* Records beside the journal, and their lines in memory for scoring. */
@@ -298,10 +309,38 @@ static void queue_mark(exercise *x, int team, const char *step, const json_t *fl
                                               "team", team, "step", step, "flows", flows));
 }
 
+static void inflight_link(exercise *x, inflight *in, team_ctx *t)
+{
+    in->t = t;
+    in->prev = NULL;
+    in->next = x->inflight;
+    if (x->inflight)
+        x->inflight->prev = in;
+    x->inflight = in;
+}
+
+/* Unlinks a request whose reply came; 0 when the exercise is gone. */
+static int inflight_done(inflight *in)
+{
+    if (in->t == NULL)
+        return 0;
+    if (in->prev)
+        in->prev->next = in->next;
+    else
+        in->t->x->inflight = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    return 1;
+}
+
 static void action_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
 {
     pending_step *ps = opaque;
-    team_ctx *t = ps->t;
+    if (!inflight_done(&ps->in)) {
+        free(ps);
+        return;
+    }
+    team_ctx *t = ps->in.t;
     exercise *x = t->x;
     const scn_step *st = &x->p->scn->steps[ps->step];
     int ok = 0;
@@ -482,7 +521,7 @@ static void on_run(timeline *tl, int step, void *opaque)
         timeline_step_result(tl, step, 0, "out of memory");
         return;
     }
-    ps->t = t;
+    inflight_link(x, &ps->in, t);
     ps->step = step;
     ps->epoch = x->epochs[t->team - 1];
     snprintf(ps->actor_addr, sizeof(ps->actor_addr), "%s", aaddr);
@@ -491,6 +530,7 @@ static void on_run(timeline *tl, int step, void *opaque)
      * step's first packet should not wait for the host's disk.  The result
      * line, which needs the start line, comes back much later. */
     if (agentlink_request(l, msg, deadline + ACTION_MARGIN_MS, action_reply, ps) < 0) {
+        inflight_done(&ps->in);
         free(ps);
         jwrite(x, e);
         timeline_step_result(tl, step, 0, "cannot send the action to the agent");
@@ -503,7 +543,7 @@ static void on_run(timeline *tl, int step, void *opaque)
 }
 
 typedef struct cond_ctx {
-    team_ctx *t;
+    inflight in;
     int step;
     int want_up;               /* for check conditions */
     int is_check;
@@ -513,8 +553,13 @@ typedef struct cond_ctx {
 static void cond_reply(agentlink *l, const proto_msg *m, const char *why, void *opaque)
 {
     cond_ctx *c = opaque;
-    exercise *x = c->t->x;
     (void)l;
+    if (!inflight_done(&c->in)) {
+        free(c);
+        return;
+    }
+    team_ctx *t = c->in.t;
+    exercise *x = t->x;
     int reach = m && m->u.reply.ok &&
                 json_is_true(json_object_get(m->u.reply.body, "reachable"));
     char text[256];
@@ -523,8 +568,8 @@ static void cond_reply(agentlink *l, const proto_msg *m, const char *why, void *
     else
         snprintf(text, sizeof(text), "probe: no answer (%s)", why);
     int holds = c->is_check ? (reach == c->want_up) : reach;
-    if (c->epoch == x->epochs[c->t->team - 1])
-        timeline_condition_result(c->t->tl, c->step, holds, text);
+    if (c->epoch == x->epochs[t->team - 1])
+        timeline_condition_result(t->tl, c->step, holds, text);
     free(c);
 }
 
@@ -580,12 +625,13 @@ static void on_condition(timeline *tl, int step, const json_t *when, void *opaqu
         timeline_condition_result(tl, step, 0, "out of memory");
         return;
     }
-    c->t = t;
+    inflight_link(x, &c->in, t);
     c->step = step;
     c->is_check = is_check;
     c->want_up = want_up;
     c->epoch = x->epochs[t->team - 1];
     if (agentlink_request(l, req, 10000, cond_reply, c) < 0) {
+        inflight_done(&c->in);
         free(c);
         timeline_condition_result(tl, step, 0, "cannot send the probe");
     }
@@ -1198,16 +1244,26 @@ json_t *exercise_command(exercise *x, const json_t *c)
     return out;
 }
 
+static void exercise_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void exercise_free(exercise *x)
 {
     if (x == NULL)
         return;
+    /* Replies still due (the links close later) must not find x. */
+    for (inflight *in = x->inflight, *n; in; in = n) {
+        n = in->next;
+        in->t = NULL;
+    }
+    x->inflight = NULL;
     for (int t = 0; x->teams && t < x->n_teams; t++)
         timeline_free(x->teams[t].tl);
     if (x->w && x->marks)
         run_marks(x, 1);
-    if (x->mark_timer_on)
-        uv_close((uv_handle_t *)&x->mark_timer, NULL);
+
     wire_close(x->w);
     json_decref(x->marks);
     journal_close(x->j);
@@ -1221,5 +1277,9 @@ void exercise_free(exercise *x)
     free(x->teams);
     free(x->epochs);
     free(x->dir);
-    free(x);
+    /* The timer lives inside x: x goes once libuv has closed it. */
+    if (x->mark_timer_on)
+        uv_close((uv_handle_t *)&x->mark_timer, exercise_closed);
+    else
+        free(x);
 }

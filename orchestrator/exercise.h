@@ -77,7 +77,10 @@ json_t *exercise_command(exercise *x, const json_t *cmd);
 json_t *exercise_status(const exercise *x);
 /* 1 when every team's timeline has finished. */
 int exercise_finished(const exercise *x);
-/* Frees timelines and the journal (the range is the caller's). */
+/* Frees timelines and the journal (the range is the caller's).  Agent
+ * requests still in flight are orphaned: their replies, delivered when the
+ * range closes its links, are dropped.  x itself is freed once libuv has
+ * closed its timer (the loop must run again, as range_close does). */
 void exercise_free(exercise *x);
 
 #endif
